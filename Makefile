@@ -1,0 +1,89 @@
+# MemFuse in C — build.
+#
+#   make            build build/memfuse (release, -O2)
+#   make run        install missing system packages, build, serve on the embedded SQLite store
+#   make test       install missing packages, build, run every test (C unit, sanitizer build, HTTP suite)
+#   make asan       build the AddressSanitizer + UBSan variant into build-asan/
+#   make clean
+#
+# Every src/**/*.c is compiled; src/main.c holds main(). Each tests/unit/test_X.c becomes
+# build/tests/test_X linked against every object but main.o, plus cmocka.
+
+BUILD   ?= build
+CC      ?= cc
+SAN     ?=
+OPT     ?= -O2 -g
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -fno-strict-aliasing -pthread $(OPT) $(SAN) -Isrc -MMD -MP
+LDFLAGS := -pthread $(SAN)
+LDLIBS  := -lmicrohttpd -lcjson -lsqlite3 -lpq -lcurl -lopenblas -lutf8proc -lxxhash -lm
+
+SRCS      := $(shell find src -name '*.c' | sort)
+OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS  := $(filter-out $(BUILD)/obj/src/main.o,$(OBJS))
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: all run test test-unit test-api test-asan asan deps clean fuzz fuzz-bins bench
+all: $(BUILD)/memfuse
+
+$(BUILD)/memfuse: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+deps:
+	@bash scripts/bootstrap.sh
+
+run: deps
+	$(MAKE) all
+	./$(BUILD)/memfuse serve
+
+# The whole suite: release build unit tests, the HTTP suite, then all of it again under ASan+UBSan.
+test: deps
+	$(MAKE) all
+	$(MAKE) test-unit
+	$(MAKE) test-api
+	$(MAKE) test-asan
+	$(MAKE) fuzz
+
+test-unit: $(TEST_BINS)
+	@bash scripts/run-unit-tests.sh $(TEST_BINS)
+
+test-api: $(BUILD)/memfuse
+	MEMFUSE_BIN=$(abspath $(BUILD)/memfuse) /usr/bin/python3 -m pytest -q tests/api
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+
+test-asan: asan
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test-unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	MEMFUSE_BIN=$(abspath build-asan/memfuse) /usr/bin/python3 -m pytest -q -m "not slow" tests/api
+
+# libFuzzer targets (clang): tests/fuzz/fuzz_X.c -> build-fuzz/fuzz/fuzz_X; a bounded run is part of `make test`.
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_RUNS ?= 20000
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" fuzz-bins
+	@bash scripts/run-fuzz.sh $(FUZZ_RUNS) $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(FUZZ_SRCS))
+
+fuzz-bins: $(FUZZ_BINS)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(OBJS:.o=.d)
