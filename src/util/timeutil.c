@@ -30,8 +30,20 @@ void time_iso(int64_t us, char out[TIME_ISO_LEN + 1])
     }
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(out, TIME_ISO_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (tm.tm_year + 1900) % 10000,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    /* fixed width, written digit by digit (no snprintf on this hot path) */
+    int f[7] = {(tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac};
+    static const int width[7] = {4, 2, 2, 2, 2, 2, 6};
+    static const char sep[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+    char *o = out;
+    for (int i = 0; i < 7; i++) {
+        for (int d = width[i] - 1; d >= 0; d--) {
+            o[d] = (char)('0' + f[i] % 10);
+            f[i] /= 10;
+        }
+        o += width[i];
+        *o++ = sep[i];
+    }
+    *o = '\0';
 }
 
 void time_now_iso(char out[TIME_ISO_LEN + 1]) { time_iso(time_now_us(), out); }

@@ -1,0 +1,46 @@
+/* app — the server's application state, shared by every handler.
+ *
+ * Owns nothing itself: main.c creates each part in order (store, registry, round buffer, HTTP server)
+ * and tears them down in reverse. Handlers receive it through http_request.app. */
+#ifndef MEMFUSE_APP_H
+#define MEMFUSE_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/registry.h"
+#include "http/http.h"
+#include "core/round_buffer.h"
+#include "store/store.h"
+#include "util/ids.h"
+
+#define MEMFUSE_VERSION "0.1.0"
+
+typedef struct app_config {
+    const char *host;
+    int port;
+    const char *data_dir;
+    const char *store_kind;
+    const char *pg_dsn;
+    int threads;
+    size_t max_body;
+    int auth;
+    const char *admin_key;
+    const char *log_level;
+    rb_config buffer;
+    const char *embedder; /* name reported by health */
+} app_config;
+
+typedef struct app {
+    const app_config *cfg;
+    store *st;
+    ids_gen ids;
+    registry reg;
+    round_buffer rb;
+    int64_t started_us;
+} app;
+
+/* The route table and the dispatcher handed to the HTTP server (routes.c). */
+void app_dispatch(void *app_ctx, http_request *req, http_response *res);
+
+#endif

@@ -1,0 +1,361 @@
+/* main — the memfuse command.
+ *
+ *   memfuse serve [flags]        run the server (flags below; each has a MEMFUSE_* environment twin)
+ *   memfuse db status|reset|validate|recreate [--data-dir D] [--store S]
+ *   memfuse embed [flags] [TEXT...]
+ *   memfuse version | help
+ *
+ * Start-up order: logging, store (schema migrated), registry and round buffer (restored from the store),
+ * embedder, HTTP server; then one line on stdout saying where it listens. SIGTERM/SIGINT: stop accepting,
+ * wait for requests in flight, stop the timer, close the store (WAL checkpointed), exit 0. */
+#include "api/app.h"
+#include "embed/embed.h"
+#include "embed/embed_cli.h"
+#include "http/server.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_FLAG } opt_type;
+
+typedef struct option_def {
+    const char *flag, *env;
+    opt_type type;
+    void *target;
+    const char *help;
+} option_def;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: memfuse serve [--host H] [--port P] [--data-dir D] [--store sqlite] [--threads N]\n"
+               "                     [--max-body BYTES] [--auth] [--admin-key KEY] [--log-level L]\n"
+               "                     [--buffer-rounds N] [--buffer-tokens N] [--buffer-idle SECONDS]\n"
+               "                     [--embedder use-lite|hash|remote] [--model-dir D] [--embed-url U] ...\n"
+               "       memfuse db status|reset|validate|recreate [--data-dir D] [--store S]\n"
+               "       memfuse embed [--embedder E] [--model-dir D] [TEXT...]\n"
+               "       memfuse version\n");
+}
+
+/* Parses "123", "8M", "8MiB", "64k" into bytes. */
+static int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    unsigned long long mul = 1;
+    if (*end) {
+        char u = (char)(*end | 0x20);
+        mul = u == 'k' ? 1ull << 10 : u == 'm' ? 1ull << 20 : u == 'g' ? 1ull << 30 : 0;
+        const char *rest = end + 1;
+        if (!mul || !(*rest == '\0' || strcasecmp(rest, "b") == 0 || strcasecmp(rest, "ib") == 0))
+            return -1;
+    }
+    if (v == 0 || v > (1ull << 40) / mul)
+        return -1;
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
+static int set_option(const option_def *o, const char *val)
+{
+    switch (o->type) {
+    case OPT_STR:
+        *(const char **)o->target = val;
+        return 0;
+    case OPT_FLAG:
+        *(int *)o->target = !val || strcmp(val, "1") == 0 || strcasecmp(val, "true") == 0 || strcasecmp(val, "yes") == 0;
+        return 0;
+    case OPT_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (errno || end == val || *end || v < 0 || v > 1000000000)
+            return -1;
+        *(int *)o->target = (int)v;
+        return 0;
+    }
+    case OPT_SIZE:
+        return parse_size(val, (size_t *)o->target);
+    }
+    return -1;
+}
+
+/* Environment first, then flags; unknown flags are an error. */
+static int parse_options(const option_def *opts, int nopts, int argc, char **argv)
+{
+    for (int i = 0; i < nopts; i++) {
+        const char *e = opts[i].env ? getenv(opts[i].env) : NULL;
+        if (e && *e && set_option(&opts[i], e) != 0) {
+            fprintf(stderr, "memfuse: invalid value '%s' in %s\n", e, opts[i].env);
+            return -1;
+        }
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        const char *eq = strchr(arg, '=');
+        size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
+        const option_def *o = NULL;
+        for (int i = 0; i < nopts && !o; i++)
+            if (strlen(opts[i].flag) == flen && strncmp(opts[i].flag, arg, flen) == 0)
+                o = &opts[i];
+        if (!o) {
+            fprintf(stderr, "memfuse: unknown option '%s'\n", arg);
+            return -1;
+        }
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val && o->type != OPT_FLAG) {
+            if (a + 1 >= argc) {
+                fprintf(stderr, "memfuse: %s needs a value\n", o->flag);
+                return -1;
+            }
+            val = argv[++a];
+        }
+        if (set_option(o, val) != 0) {
+            fprintf(stderr, "memfuse: invalid value '%s' for %s\n", val ? val : "", o->flag);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    int t = n > 0 ? (int)n * 4 : 8;
+    return t < 8 ? 8 : t > 64 ? 64 : t;
+}
+
+static store *open_store(const app_config *cfg, ids_gen *ids, int read_conns)
+{
+    store_config sc = {.kind = cfg->store_kind, .data_dir = cfg->data_dir, .pg_dsn = cfg->pg_dsn,
+                       .read_conns = read_conns, .ids = ids};
+    char err[512];
+    store *st = store_open(&sc, err, sizeof err);
+    if (!st)
+        log_error("cannot open the store: %s", err);
+    return st;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    app_config cfg = {.host = "0.0.0.0", .port = 8000, .data_dir = "./data", .store_kind = "sqlite",
+                      .threads = default_threads(), .max_body = 8u << 20, .log_level = "info",
+                      .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000}};
+    int idle_s = 60;
+    char err[512];
+    embed_config ec;
+    embed_config_default(&ec);
+    if (embed_config_from_env(&ec, err, sizeof err) != 0 || embed_config_from_args(&ec, &argc, argv, err, sizeof err) != 0) {
+        fprintf(stderr, "memfuse: %s\n", err);
+        return 2;
+    }
+    const option_def opts[] = {
+        {"--host", "MEMFUSE_HOST", OPT_STR, &cfg.host, "listen address"},
+        {"--port", "MEMFUSE_PORT", OPT_INT, &cfg.port, "listen port"},
+        {"--data-dir", "MEMFUSE_DATA_DIR", OPT_STR, &cfg.data_dir, "data directory"},
+        {"--store", "MEMFUSE_STORE", OPT_STR, &cfg.store_kind, "sqlite or postgres"},
+        {"--pg-dsn", "MEMFUSE_PG_DSN", OPT_STR, &cfg.pg_dsn, "PostgreSQL connection string"},
+        {"--threads", "MEMFUSE_THREADS", OPT_INT, &cfg.threads, "HTTP worker threads"},
+        {"--max-body", "MEMFUSE_MAX_BODY", OPT_SIZE, &cfg.max_body, "request body limit"},
+        {"--auth", "MEMFUSE_AUTH", OPT_FLAG, &cfg.auth, "require API keys"},
+        {"--admin-key", "MEMFUSE_ADMIN_KEY", OPT_STR, &cfg.admin_key, "admin API key"},
+        {"--log-level", "MEMFUSE_LOG_LEVEL", OPT_STR, &cfg.log_level, "debug|info|warn|error"},
+        {"--buffer-rounds", "MEMFUSE_BUFFER_ROUNDS", OPT_INT, &cfg.buffer.max_rounds, "rounds per buffer"},
+        {"--buffer-tokens", "MEMFUSE_BUFFER_TOKENS", OPT_INT, &cfg.buffer.max_tokens, "tokens per buffer"},
+        {"--buffer-idle", "MEMFUSE_BUFFER_IDLE", OPT_INT, &idle_s, "seconds before an idle buffer flushes"},
+    };
+    if (parse_options(opts, (int)(sizeof opts / sizeof opts[0]), argc, argv) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    enum log_level lvl;
+    if (log_parse_level(cfg.log_level, &lvl) != 0) {
+        fprintf(stderr, "memfuse: unknown log level '%s'\n", cfg.log_level);
+        return 2;
+    }
+    log_init(lvl);
+    if (cfg.port < 0 || cfg.port > 65535 || cfg.threads < 1 || cfg.buffer.max_rounds < 1 || cfg.buffer.max_tokens < 1 ||
+        idle_s < 1) {
+        fprintf(stderr, "memfuse: --port, --threads and the buffer settings must be in range\n");
+        return 2;
+    }
+    cfg.buffer.idle_ms = idle_s * 1000;
+    if (cfg.auth && (!cfg.admin_key || !*cfg.admin_key))
+        log_warn("auth is on without an admin key: users and agents cannot be created or listed");
+
+    /* signals are taken by sigwait below; block them before any thread starts so all inherit the mask */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    app ap = {.cfg = &cfg, .started_us = time_now_us()};
+    ids_gen_init(&ap.ids);
+    int rc = 1;
+    int rb_ok = 0;
+    embedder *emb = NULL;
+    http_server *srv = NULL;
+    ap.st = open_store(&cfg, &ap.ids, cfg.threads + 2);
+    if (!ap.st)
+        return 1;
+    if (registry_init(&ap.reg) != 0) {
+        log_error("out of memory");
+        goto done;
+    }
+    rb_init(&ap.rb, &cfg.buffer, &ap.reg, ap.st);
+    rb_ok = 1;
+    int rrc = rb_restore(&ap.rb);
+    if (rrc != STORE_OK) {
+        log_error("cannot restore the round buffers: %s", store_rc_name(rrc));
+        goto done;
+    }
+    if (rb_start(&ap.rb) != 0) {
+        log_error("cannot start the round-buffer timer");
+        goto done;
+    }
+    emb = embed_open(&ec, err, sizeof err);
+    if (!emb) {
+        log_error("cannot open the embedder: %s", err);
+        goto done;
+    }
+    cfg.embedder = embed_model_id(emb);
+
+    http_server_config hc = {.host = cfg.host, .port = cfg.port, .threads = cfg.threads, .max_body = cfg.max_body};
+    srv = http_server_start(&hc, app_dispatch, &ap, err, sizeof err);
+    if (!srv) {
+        log_error("%s", err);
+        goto done;
+    }
+    log_info("memfuse %s serving on %s:%d (store %s, embedder %s, %d threads, auth %s)", MEMFUSE_VERSION, cfg.host,
+             http_server_port(srv), ap.st->ops->describe(ap.st), cfg.embedder, cfg.threads, cfg.auth ? "on" : "off");
+    printf("memfuse listening on http://%s:%d\n", cfg.host, http_server_port(srv));
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_server_quiesce(srv);
+    int left = http_server_drain(srv, 10000);
+    if (left)
+        log_warn("%d requests still in flight after 10 s; closing them", left);
+    rc = 0;
+done:
+    http_server_stop(srv);
+    if (rb_ok)
+        rb_stop(&ap.rb);
+    embed_close(emb);
+    store_close(ap.st);
+    registry_destroy(&ap.reg);
+    if (rc == 0)
+        log_info("stopped cleanly");
+    return rc;
+}
+
+static int cmd_db(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *action = argv[1];
+    app_config cfg = {.data_dir = "./data", .store_kind = "sqlite", .log_level = "warn"};
+    const option_def opts[] = {
+        {"--data-dir", "MEMFUSE_DATA_DIR", OPT_STR, &cfg.data_dir, "data directory"},
+        {"--store", "MEMFUSE_STORE", OPT_STR, &cfg.store_kind, "sqlite or postgres"},
+        {"--pg-dsn", "MEMFUSE_PG_DSN", OPT_STR, &cfg.pg_dsn, "PostgreSQL connection string"},
+        {"--log-level", "MEMFUSE_LOG_LEVEL", OPT_STR, &cfg.log_level, "debug|info|warn|error"},
+    };
+    if (parse_options(opts, (int)(sizeof opts / sizeof opts[0]), argc - 1, argv + 1) != 0)
+        return 2;
+    enum log_level lvl = LOG_WARN;
+    log_parse_level(cfg.log_level, &lvl);
+    log_init(lvl);
+    if (strcmp(action, "status") && strcmp(action, "reset") && strcmp(action, "validate") && strcmp(action, "recreate")) {
+        fprintf(stderr, "memfuse db: unknown action '%s' (status, reset, validate, recreate)\n", action);
+        return 2;
+    }
+    ids_gen ids;
+    ids_gen_init(&ids);
+    store *st = open_store(&cfg, &ids, 1);
+    if (!st)
+        return 1;
+    int rc = 0;
+    if (strcmp(action, "status") == 0) {
+        store_counts c;
+        if (st->ops->counts(st, &c) != STORE_OK) {
+            fprintf(stderr, "memfuse db status: cannot count rows\n");
+            rc = 1;
+        } else {
+            jw w;
+            jw_init(&w);
+            jw_obj(&w);
+            jw_kstr(&w, "store", cfg.store_kind);
+            jw_kstr(&w, "path", st->ops->describe(st));
+            jw_kint(&w, "schema_version", c.schema_version);
+            jw_key(&w, "counts");
+            jw_obj(&w);
+            jw_kint(&w, "users", c.users);
+            jw_kint(&w, "agents", c.agents);
+            jw_kint(&w, "sessions", c.sessions);
+            jw_kint(&w, "rounds", c.rounds);
+            jw_kint(&w, "messages", c.messages);
+            jw_kint(&w, "knowledge", c.knowledge);
+            jw_kint(&w, "api_keys", c.api_keys);
+            jw_kint(&w, "vectors", c.vectors);
+            jw_obj_end(&w);
+            jw_obj_end(&w);
+            char *s = jw_take(&w, NULL);
+            printf("%s\n", s ? s : "{}");
+            free(s);
+        }
+    } else if (strcmp(action, "reset") == 0) {
+        rc = st->ops->reset(st) == STORE_OK ? 0 : 1;
+        printf(rc ? "reset failed\n" : "all data deleted; schema kept\n");
+    } else if (strcmp(action, "recreate") == 0) {
+        rc = st->ops->recreate(st) == STORE_OK ? 0 : 1;
+        printf(rc ? "recreate failed\n" : "schema dropped and created again\n");
+    } else {
+        char report[2048];
+        rc = st->ops->validate(st, report, sizeof report) == STORE_OK ? 0 : 1;
+        printf(rc ? "invalid: %s\n" : "valid%s\n", report);
+    }
+    store_close(st);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "db") == 0)
+        return cmd_db(argc - 1, argv + 1);
+    if (strcmp(cmd, "embed") == 0)
+        return embed_cli_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("memfuse %s\n", MEMFUSE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "memfuse: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

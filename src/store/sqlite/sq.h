@@ -1,0 +1,109 @@
+/* sq — internals of the SQLite backend (not included above src/store).
+ *
+ * One database file <data_dir>/memfuse.db in WAL mode with synchronous=FULL, foreign keys on.
+ *
+ * Connections (sq_conn): each owns a cache of prepared statements keyed by SQL text, so every statement
+ * is compiled once per connection. Readers take a connection from a fixed pool (mutex + condvar) and give
+ * it back; WAL lets them read while the writer writes.
+ *
+ * Writes (group commit): all writes run on one writer thread that owns the write connection. A caller
+ * packages its write as a job (a function and its argument) and blocks in sq_write() until the job's
+ * transaction is durable. The writer takes every job queued so far as one batch: BEGIN IMMEDIATE, each
+ * job inside its own SAVEPOINT (a job that fails is rolled back alone and reports its own error), then one
+ * COMMIT — one WAL sync for the whole batch. While a batch commits, the next one queues, so batching costs
+ * no added wait. A failed COMMIT fails every job of the batch that had succeeded. */
+#ifndef MEMFUSE_SQ_H
+#define MEMFUSE_SQ_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+typedef struct sq_stmt_slot {
+    const char *sql; /* owned copy */
+    size_t len;
+    sqlite3_stmt *stmt;
+} sq_stmt_slot;
+
+typedef struct sq_conn {
+    sqlite3 *db;
+    sq_stmt_slot *slots; /* open addressing on hash of the SQL text */
+    size_t nslots, used;
+    struct sq_conn *next_free;
+} sq_conn;
+
+typedef struct sq_job sq_job;
+typedef int (*sq_job_fn)(sq_conn *c, void *arg);
+
+typedef struct sq_store {
+    store base;
+    char *path;
+    char *describe;
+    ids_gen *ids;
+
+    /* read pool */
+    sq_conn *readers;
+    int n_readers;
+    sq_conn *free_readers;
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+
+    /* writer */
+    sq_conn writer;
+    pthread_t writer_thread;
+    pthread_mutex_t wq_mu;
+    pthread_cond_t wq_cv;   /* jobs queued, or stop */
+    pthread_cond_t done_cv; /* a batch finished */
+    sq_job *wq_head, *wq_tail;
+    int stopping;
+    int writer_started;
+} sq_store;
+
+/* Connections */
+int sq_conn_open(sq_conn *c, const char *path, int readonly, char *err, size_t errlen);
+void sq_conn_close(sq_conn *c);
+/* The cached statement for sql, reset and with bindings cleared; NULL on a prepare error (logged). */
+sqlite3_stmt *sq_prepare(sq_conn *c, const char *sql);
+/* Runs SQL that returns no rows (may hold several statements); returns a SQLite result code. */
+int sq_exec(sq_conn *c, const char *sql);
+int sq_rc(int sqlite_rc); /* maps a SQLite result code to a store_rc */
+
+sq_conn *sq_reader_get(sq_store *s);
+void sq_reader_put(sq_store *s, sq_conn *c);
+
+/* Writer */
+int sq_writer_start(sq_store *s, char *err, size_t errlen);
+void sq_writer_stop(sq_store *s);
+/* Runs fn(conn, arg) in the next group-committed transaction; returns fn's store_rc, or the commit's. */
+int sq_write(sq_store *s, sq_job_fn fn, void *arg);
+
+/* Schema */
+int sq_schema_migrate(sq_conn *c, char *err, size_t errlen);
+int sq_schema_version(sq_conn *c);
+extern const int SQ_SCHEMA_VERSION;
+
+/* Binding and column helpers */
+void sq_bind_text(sqlite3_stmt *st, int i, const char *s); /* NULL binds NULL */
+const char *sq_col_dup(arena *a, sqlite3_stmt *st, int i); /* NULL column gives NULL; NULL also on OOM */
+/* Binds ids as a JSON array text, for "IN (SELECT value FROM json_each(?))". */
+int sq_bind_id_array(sqlite3_stmt *st, int i, const char *const *ids, size_t n, arena *a);
+/* Steps st to the end collecting at most max rows: fn reads one row into dst (an element of elem bytes).
+ * *out is an arena array. Resets st. */
+typedef int (*sq_row_fn)(sqlite3_stmt *st, arena *a, void *dst);
+int sq_collect(sqlite3_stmt *st, arena *a, size_t elem, sq_row_fn fn, size_t max, void **out, size_t *n);
+/* Steps a statement that returns no rows; resets it; returns a store_rc. */
+int sq_step_done(sqlite3_stmt *st);
+/* Runs a stepping query for a single int64 (first column of first row); -1 on error. */
+int64_t sq_query_int(sq_conn *c, const char *sql, const char *arg);
+
+/* Operation groups (each file fills its part of the ops table) */
+void sq_ops_entities(store_ops *ops);
+void sq_ops_messages(store_ops *ops);
+void sq_ops_knowledge(store_ops *ops);
+void sq_ops_search(store_ops *ops);
+void sq_ops_admin(store_ops *ops);
+
+#define SQ(s) ((sq_store *)(s))
+
+#endif

@@ -1,0 +1,299 @@
+/* sq_schema — the SQLite schema, its versioned migrations, and the admin operations over it
+ * (counts, reset, recreate, validate).
+ *
+ * The version lives in PRAGMA user_version. Migration N takes the schema from version N-1 to N; all
+ * pending migrations run in one transaction at open, so a crash mid-migration leaves the old version.
+ * Keyword indexes (FTS5, porter + unicode61 without diacritics) are kept in sync by triggers, so they
+ * change in the same transaction as the rows they index, cascaded deletes included. */
+#include "store/sqlite/sq.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const migrations[] = {
+    /* 1: the initial schema */
+    "CREATE TABLE users("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT,"
+    "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE TABLE agents("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT,"
+    "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE TABLE sessions("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+    "  UNIQUE(user_id, name));"
+    "CREATE INDEX sessions_agent ON sessions(agent_id);"
+    "CREATE INDEX sessions_name ON sessions(name);"
+    "CREATE TABLE rounds("
+    "  id TEXT PRIMARY KEY,"
+    "  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL, status INTEGER NOT NULL, tokens INTEGER NOT NULL,"
+    "  created_at TEXT NOT NULL);"
+    "CREATE INDEX rounds_session ON rounds(session_id);"
+    "CREATE INDEX rounds_buffered ON rounds(created_at) WHERE status = 0;"
+    "CREATE TABLE messages("
+    "  rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    "  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  round_id TEXT NOT NULL REFERENCES rounds(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE INDEX messages_session_time ON messages(session_id, created_at);"
+    "CREATE INDEX messages_round ON messages(round_id);"
+    "CREATE INDEX messages_user ON messages(user_id);"
+    "CREATE TABLE knowledge("
+    "  rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  content TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE INDEX knowledge_user ON knowledge(user_id, created_at);"
+    "CREATE TABLE api_keys("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT, key_hash TEXT NOT NULL UNIQUE, permissions TEXT,"
+    "  created_at TEXT NOT NULL, expires_at TEXT);"
+    "CREATE INDEX api_keys_user ON api_keys(user_id);"
+    /* Vectors of messages and knowledge (filled by the embedding pipeline); dropped when the text changes */
+    "CREATE TABLE message_vectors("
+    "  rid INTEGER PRIMARY KEY REFERENCES messages(rid) ON DELETE CASCADE,"
+    "  model TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL);"
+    "CREATE TABLE knowledge_vectors("
+    "  rid INTEGER PRIMARY KEY REFERENCES knowledge(rid) ON DELETE CASCADE,"
+    "  model TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL);"
+    "CREATE VIRTUAL TABLE message_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE VIRTUAL TABLE knowledge_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO message_fts(rowid, body) VALUES (new.rid, new.content); END;"
+    "CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+    "  DELETE FROM message_fts WHERE rowid = old.rid; END;"
+    "CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN"
+    "  UPDATE message_fts SET body = new.content WHERE rowid = old.rid;"
+    "  DELETE FROM message_vectors WHERE rid = old.rid; END;"
+    "CREATE TRIGGER knowledge_ai AFTER INSERT ON knowledge BEGIN"
+    "  INSERT INTO knowledge_fts(rowid, body) VALUES (new.rid, new.content); END;"
+    "CREATE TRIGGER knowledge_ad AFTER DELETE ON knowledge BEGIN"
+    "  DELETE FROM knowledge_fts WHERE rowid = old.rid; END;"
+    "CREATE TRIGGER knowledge_au AFTER UPDATE OF content ON knowledge BEGIN"
+    "  UPDATE knowledge_fts SET body = new.content WHERE rowid = old.rid;"
+    "  DELETE FROM knowledge_vectors WHERE rid = old.rid; END;",
+};
+
+const int SQ_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
+
+/* Every object the current schema must have, for validate. */
+static const char *const expected_objects[] = {
+    "users", "agents", "sessions", "rounds", "messages", "knowledge", "api_keys", "message_vectors",
+    "knowledge_vectors", "message_fts", "knowledge_fts", "sessions_agent", "sessions_name",
+    "rounds_session", "rounds_buffered", "messages_session_time", "messages_round", "messages_user",
+    "knowledge_user", "api_keys_user", "messages_ai", "messages_ad", "messages_au", "knowledge_ai",
+    "knowledge_ad", "knowledge_au",
+};
+
+/* Tables in deletion order (children first) for reset. */
+static const char *const data_tables[] = {
+    "message_vectors", "knowledge_vectors", "api_keys", "knowledge", "messages",
+    "rounds", "sessions", "agents", "users",
+};
+
+int sq_schema_version(sq_conn *c) { return (int)sq_query_int(c, "PRAGMA user_version", NULL); }
+
+int sq_schema_migrate(sq_conn *c, char *err, size_t errlen)
+{
+    int v = sq_schema_version(c);
+    if (v < 0) {
+        snprintf(err, errlen, "cannot read the schema version: %s", sqlite3_errmsg(c->db));
+        return -1;
+    }
+    if (v > SQ_SCHEMA_VERSION) {
+        snprintf(err, errlen, "database schema version %d is newer than this server's %d", v, SQ_SCHEMA_VERSION);
+        return -1;
+    }
+    if (v == SQ_SCHEMA_VERSION)
+        return 0;
+    if (sq_exec(c, "BEGIN IMMEDIATE") != SQLITE_OK) {
+        snprintf(err, errlen, "cannot lock the database for migration: %s", sqlite3_errmsg(c->db));
+        return -1;
+    }
+    v = sq_schema_version(c); /* another process may have migrated meanwhile */
+    for (int i = v; i < SQ_SCHEMA_VERSION; i++) {
+        char *msg = NULL;
+        if (sqlite3_exec(c->db, migrations[i], NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "migration %d failed: %s", i + 1, msg ? msg : "?");
+            sqlite3_free(msg);
+            sq_exec(c, "ROLLBACK");
+            return -1;
+        }
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", i + 1);
+        sq_exec(c, sql);
+        log_info("sqlite schema migrated to version %d", i + 1);
+    }
+    if (sq_exec(c, "COMMIT") != SQLITE_OK) {
+        snprintf(err, errlen, "migration commit failed: %s", sqlite3_errmsg(c->db));
+        sq_exec(c, "ROLLBACK");
+        return -1;
+    }
+    return 0;
+}
+
+/* --- admin operations ------------------------------------------------------------------------------ */
+
+static int64_t count_rows(sq_conn *c, const char *table)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    return sq_query_int(c, sql, NULL);
+}
+
+static int op_counts(store *s, store_counts *out)
+{
+    sq_conn *c = sq_reader_get(SQ(s));
+    sq_exec(c, "BEGIN"); /* one snapshot for all counts */
+    out->schema_version = sq_schema_version(c);
+    out->users = count_rows(c, "users");
+    out->agents = count_rows(c, "agents");
+    out->sessions = count_rows(c, "sessions");
+    out->rounds = count_rows(c, "rounds");
+    out->messages = count_rows(c, "messages");
+    out->knowledge = count_rows(c, "knowledge");
+    out->api_keys = count_rows(c, "api_keys");
+    int64_t mv = count_rows(c, "message_vectors"), kv = count_rows(c, "knowledge_vectors");
+    out->vectors = mv < 0 || kv < 0 ? -1 : mv + kv;
+    sq_exec(c, "COMMIT");
+    sq_reader_put(SQ(s), c);
+    return out->users < 0 || out->messages < 0 ? STORE_ERROR : STORE_OK;
+}
+
+static int job_reset(sq_conn *c, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < sizeof data_tables / sizeof data_tables[0]; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM %s", data_tables[i]);
+        int rc = sq_exec(c, sql);
+        if (rc != SQLITE_OK)
+            return sq_rc(rc) == STORE_OK ? STORE_ERROR : sq_rc(rc);
+    }
+    /* rebuild the (now empty) keyword indexes so no stale segments remain */
+    if (sq_exec(c, "INSERT INTO message_fts(message_fts) VALUES('delete-all');"
+                   "INSERT INTO knowledge_fts(knowledge_fts) VALUES('delete-all');") != SQLITE_OK)
+        return STORE_ERROR;
+    return STORE_OK;
+}
+
+static int op_reset(store *s) { return sq_write(SQ(s), job_reset, NULL); }
+
+static int drop_all(sq_conn *c)
+{
+    /* collect names first: dropping while iterating sqlite_master is not allowed */
+    char names[128][64];
+    char types[128][16];
+    int n = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT type, name FROM sqlite_master WHERE type IN ('table','view','trigger')"
+                           " AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE TABLE ''%'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return STORE_ERROR;
+    while (sqlite3_step(st) == SQLITE_ROW && n < 128) {
+        snprintf(types[n], sizeof types[n], "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(names[n], sizeof names[n], "%s", (const char *)sqlite3_column_text(st, 1));
+        n++;
+    }
+    sqlite3_finalize(st);
+    sq_exec(c, "PRAGMA foreign_keys=OFF");
+    int rc = SQLITE_OK;
+    for (int i = 0; i < n && rc == SQLITE_OK; i++) {
+        if (strcmp(types[i], "trigger") == 0)
+            continue; /* dropped with their tables */
+        /* shadow tables of FTS5 go with their virtual table */
+        if (strstr(names[i], "_fts_"))
+            continue;
+        char sql[sizeof names[0] + sizeof types[0] + 32];
+        if (snprintf(sql, sizeof sql, "DROP %s IF EXISTS \"%s\"", types[i], names[i]) >= (int)sizeof sql)
+            return STORE_ERROR;
+        rc = sq_exec(c, sql);
+    }
+    sq_exec(c, "PRAGMA foreign_keys=ON");
+    if (rc == SQLITE_OK)
+        rc = sq_exec(c, "PRAGMA user_version = 0");
+    return rc == SQLITE_OK ? STORE_OK : STORE_ERROR;
+}
+
+static int op_recreate(store *s)
+{
+    /* schema changes run on the writer connection, outside the group-commit loop: stop it first */
+    sq_store *q = SQ(s);
+    sq_writer_stop(q);
+    int rc = drop_all(&q->writer);
+    char err[256];
+    if (rc == STORE_OK && sq_schema_migrate(&q->writer, err, sizeof err) != 0) {
+        log_error("recreate: %s", err);
+        rc = STORE_ERROR;
+    }
+    /* cached statements of the writer refer to dropped tables; start again with an empty cache */
+    if (sq_writer_start(q, err, sizeof err) != 0)
+        return STORE_ERROR;
+    return rc;
+}
+
+static int op_validate(store *s, char *report, size_t len)
+{
+    sq_conn *c = sq_reader_get(SQ(s));
+    size_t o = 0;
+    report[0] = '\0';
+    int ok = 1;
+    int v = sq_schema_version(c);
+    if (v != SQ_SCHEMA_VERSION) {
+        o += (size_t)snprintf(report + o, len - o, "schema version %d, expected %d; ", v, SQ_SCHEMA_VERSION);
+        ok = 0;
+    }
+    for (size_t i = 0; i < sizeof expected_objects / sizeof expected_objects[0] && o < len; i++) {
+        if (sq_query_int(c, "SELECT count(*) FROM sqlite_master WHERE name = ?1", expected_objects[i]) != 1) {
+            o += (size_t)snprintf(report + o, len - o, "missing %s; ", expected_objects[i]);
+            ok = 0;
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW && o < len) {
+            const char *r = (const char *)sqlite3_column_text(st, 0);
+            if (r && strcmp(r, "ok") != 0) {
+                o += (size_t)snprintf(report + o, len - o, "integrity: %s; ", r);
+                ok = 0;
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    if (ok && sqlite3_prepare_v2(c->db, "PRAGMA foreign_key_check", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && o < len) {
+            o += (size_t)snprintf(report + o, len - o, "foreign key violation in %s; ",
+                                  (const char *)sqlite3_column_text(st, 0));
+            ok = 0;
+        }
+        sqlite3_finalize(st);
+    }
+    if (ok && v == SQ_SCHEMA_VERSION) {
+        /* keyword indexes must hold exactly the rows they index */
+        int64_t m = sq_query_int(c, "SELECT count(*) FROM messages", NULL);
+        int64_t mf = sq_query_int(c, "SELECT count(*) FROM message_fts", NULL);
+        int64_t k = sq_query_int(c, "SELECT count(*) FROM knowledge", NULL);
+        int64_t kf = sq_query_int(c, "SELECT count(*) FROM knowledge_fts", NULL);
+        if (m != mf || k != kf) {
+            o += (size_t)snprintf(report + o, len - o, "keyword index out of sync (%lld/%lld, %lld/%lld); ",
+                                  (long long)m, (long long)mf, (long long)k, (long long)kf);
+            ok = 0;
+        }
+    }
+    sq_reader_put(SQ(s), c);
+    return ok ? STORE_OK : STORE_ERROR;
+}
+
+void sq_ops_admin(store_ops *ops)
+{
+    ops->counts = op_counts;
+    ops->reset = op_reset;
+    ops->recreate = op_recreate;
+    ops->validate = op_validate;
+}
