@@ -301,7 +301,9 @@ static int cmd_db(int argc, char **argv)
             jw_init(&w);
             jw_obj(&w);
             jw_kstr(&w, "store", cfg.store_kind);
-            jw_kstr(&w, "path", st->ops->describe(st));
+            const char *where = st->ops->describe(st); /* "kind:location" */
+            const char *colon = strchr(where, ':');
+            jw_kstr(&w, "path", colon ? colon + 1 : where);
             jw_kint(&w, "schema_version", c.schema_version);
             jw_key(&w, "counts");
             jw_obj(&w);

@@ -13,6 +13,7 @@
 #include "core/round_buffer.h"
 #include "store/store.h"
 #include "util/ids.h"
+#include "util/metrics.h"
 
 #define MEMFUSE_VERSION "0.1.0"
 
@@ -31,6 +32,15 @@ typedef struct app_config {
     const char *embedder; /* name reported by health */
 } app_config;
 
+/* Per-route request metrics (the last slot counts requests that matched no route). */
+#define APP_MAX_ROUTES 64
+#define APP_NSTATUS 15 /* 200 201 204 400 401 403 404 405 409 413 422 429 500 503, other */
+
+typedef struct route_stats {
+    met_hist latency;
+    _Atomic uint64_t by_status[APP_NSTATUS];
+} route_stats;
+
 typedef struct app {
     const app_config *cfg;
     store *st;
@@ -38,6 +48,7 @@ typedef struct app {
     registry reg;
     round_buffer rb;
     int64_t started_us;
+    route_stats routes[APP_MAX_ROUTES + 1];
 } app;
 
 /* The route table and the dispatcher handed to the HTTP server (routes.c). */

@@ -3,15 +3,20 @@
 #include "api/api.h"
 #include "http/router.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
+#include <stdio.h>
 #include <string.h>
 
 enum { PUBLIC = 1 }; /* no authentication even when auth is on */
+
+static void api_metrics(http_request *req, http_response *res);
 
 #define V1 "/api/v1"
 
 static const route ROUTES[] = {
     {"GET", V1 "/health", api_health, PUBLIC},
+    {"GET", "/metrics", api_metrics, PUBLIC},
 
     {"GET", V1 "/users", api_users_list, 0},
     {"POST", V1 "/users", api_users_create, 0},
@@ -54,30 +59,99 @@ static const route ROUTES[] = {
     {"GET", V1 "/chunks/stats", api_chunks_stats, 0},
 };
 
+#define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
+_Static_assert(sizeof ROUTES / sizeof ROUTES[0] <= APP_MAX_ROUTES, "raise APP_MAX_ROUTES");
+
+static const int STATUSES[APP_NSTATUS - 1] = {200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503};
+
+static int status_slot(int status)
+{
+    for (int i = 0; i < APP_NSTATUS - 1; i++)
+        if (STATUSES[i] == status)
+            return i;
+    return APP_NSTATUS - 1;
+}
+
+static void record(app *ap, int slot, int status, int64_t t0)
+{
+    route_stats *rs = &ap->routes[slot];
+    met_hist_observe(&rs->latency, time_mono_ns() - t0);
+    atomic_fetch_add_explicit(&rs->by_status[status_slot(status)], 1, memory_order_relaxed);
+}
+
 void app_dispatch(void *app_ctx, http_request *req, http_response *res)
 {
+    int64_t t0 = time_mono_ns();
+    app *ap = app_ctx;
     req->app = app_ctx;
     size_t len = strlen(req->path);
     char *scratch = arena_alloc(req->a, len + 1);
     char allow[64];
     const route *r = NULL;
-    route_result m = scratch ? router_match(ROUTES, (int)(sizeof ROUTES / sizeof ROUTES[0]), req->method, req->path,
-                                            scratch, len + 1, req, &r, allow, sizeof allow)
+    route_result m = scratch ? router_match(ROUTES, N_ROUTES, req->method, req->path, scratch, len + 1, req, &r,
+                                            allow, sizeof allow)
                              : ROUTE_NOT_FOUND;
-    if (m == ROUTE_NOT_FOUND) {
-        env_detail(res, 404, "Not Found");
+    if (m != ROUTE_FOUND) {
+        if (m == ROUTE_NOT_FOUND) {
+            env_detail(res, 404, "Not Found");
+        } else {
+            env_detail(res, 405, "Method Not Allowed");
+            res->allow = arena_strdup(req->a, allow);
+        }
+        record(ap, APP_MAX_ROUTES, res->status, t0);
         return;
     }
-    if (m == ROUTE_BAD_METHOD) {
-        env_detail(res, 405, "Method Not Allowed");
-        res->allow = arena_strdup(req->a, allow);
-        return;
-    }
-    if (!(r->flags & PUBLIC) && api_authenticate(req, res) != 0)
-        return;
-    r->handler(req, res);
+    if ((r->flags & PUBLIC) || api_authenticate(req, res) == 0)
+        r->handler(req, res);
+    record(ap, (int)(r - ROUTES), res->status, t0);
     if (res->status >= 500)
         log_warn("%s %s -> %d", req->method, req->path, res->status);
     else
         log_debug("%s %s -> %d", req->method, req->path, res->status);
+}
+
+/* GET /metrics: Prometheus text. Aggregates only; nothing of any user's data. */
+static void api_metrics(http_request *req, http_response *res)
+{
+    app *ap = api_app(req);
+    strbuf b = {0};
+    met_header(&b, "memfuse_http_requests_total", "counter", "HTTP requests by route, method and status.");
+    for (int i = 0; i <= N_ROUTES; i++) {
+        int slot = i < N_ROUTES ? i : APP_MAX_ROUTES;
+        for (int k = 0; k < APP_NSTATUS; k++) {
+            uint64_t v = atomic_load_explicit(&ap->routes[slot].by_status[k], memory_order_relaxed);
+            if (!v)
+                continue;
+            sb_printf(&b, "memfuse_http_requests_total{method=\"%s\",route=\"%s\",status=\"%s%d\"} %llu\n",
+                      i < N_ROUTES ? ROUTES[i].method : "", i < N_ROUTES ? ROUTES[i].pattern : "unmatched",
+                      k < APP_NSTATUS - 1 ? "" : "other", k < APP_NSTATUS - 1 ? STATUSES[k] : 0,
+                      (unsigned long long)v);
+        }
+    }
+    met_header(&b, "memfuse_http_request_duration_seconds", "histogram", "Time from routing to response, by route.");
+    for (int i = 0; i <= N_ROUTES; i++) {
+        int slot = i < N_ROUTES ? i : APP_MAX_ROUTES;
+        if (!atomic_load_explicit(&ap->routes[slot].latency.count, memory_order_relaxed))
+            continue;
+        char labels[160];
+        snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\"", i < N_ROUTES ? ROUTES[i].method : "",
+                 i < N_ROUTES ? ROUTES[i].pattern : "unmatched");
+        met_write_hist(&b, "memfuse_http_request_duration_seconds", labels, &ap->routes[slot].latency);
+    }
+    met_header(&b, "memfuse_uptime_seconds", "gauge", "Seconds since the server started.");
+    sb_printf(&b, "memfuse_uptime_seconds %.3f\n", (double)(time_now_us() - ap->started_us) / 1e6);
+    met_header(&b, "memfuse_user_services", "gauge", "Per-user services held in memory.");
+    sb_printf(&b, "memfuse_user_services %zu\n", registry_count(&ap->reg));
+    met_header(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    sb_printf(&b, "process_resident_memory_bytes %lld\n", (long long)met_rss_bytes());
+    size_t len;
+    char *text = strbuf_take(&b, &len);
+    if (!text) {
+        api_store_error(res, STORE_ERROR, "render metrics");
+        return;
+    }
+    res->status = 200;
+    res->raw = text;
+    res->raw_len = len;
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }

@@ -59,28 +59,13 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 }
 
 static void sb_json_string(sbuf *b, const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    sb_put(b, "\"", 1);
-    for (size_t i = 0; i < len;) {
-        int32_t cp;
-        size_t k = embed_utf8_next(u + i, len - i, &cp);
-        i += k;
-        switch (cp) {
-        case '"': sb_put(b, "\\\"", 2); continue;
-        case '\\': sb_put(b, "\\\\", 2); continue;
-        case '\n': sb_put(b, "\\n", 2); continue;
-        case '\r': sb_put(b, "\\r", 2); continue;
-        case '\t': sb_put(b, "\\t", 2); continue;
-        default: break;
-        }
-        if (cp < 0x20 || cp == 0x2028 || cp == 0x2029) {
-            sb_printf(b, "\\u%04x", (unsigned)cp);
-        } else {
-            unsigned char enc[4];
-            sb_put(b, (const char *)enc, embed_utf8_put(cp, enc));
-        }
+    if (len > ((size_t)-1 - 3) / 6) {
+        b->oom = 1;
+        return;
     }
-    sb_put(b, "\"", 1);
+    sb_reserve(b, 6 * len + 3);
+    if (b->oom) return;
+    b->n += embed_utf8_json_quote(s, len, b->p + b->n);
 }
 
 static int emit(embedder *e, FILE *out, const char *text, size_t len, const float *vec, sbuf *b) {

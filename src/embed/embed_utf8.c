@@ -106,3 +106,35 @@ char *embed_utf8_nfkc(const char *s, size_t len, int casefold, size_t *outlen) {
     *outlen = (size_t)r;
     return (char *)dst;
 }
+
+size_t embed_utf8_json_quote(const char *s, size_t len, char *out) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        i += embed_utf8_next(u + i, len - i, &cp);
+        switch (cp) {
+        case '"': out[o++] = '\\'; out[o++] = '"'; continue;
+        case '\\': out[o++] = '\\'; out[o++] = '\\'; continue;
+        case '\n': out[o++] = '\\'; out[o++] = 'n'; continue;
+        case '\r': out[o++] = '\\'; out[o++] = 'r'; continue;
+        case '\t': out[o++] = '\\'; out[o++] = 't'; continue;
+        default: break;
+        }
+        if (cp < 0x20 || cp == 0x2028 || cp == 0x2029) {
+            out[o++] = '\\';
+            out[o++] = 'u';
+            out[o++] = hex[(cp >> 12) & 15];
+            out[o++] = hex[(cp >> 8) & 15];
+            out[o++] = hex[(cp >> 4) & 15];
+            out[o++] = hex[cp & 15];
+        } else {
+            o += embed_utf8_put(cp, (unsigned char *)out + o);
+        }
+    }
+    out[o++] = '"';
+    out[o] = 0;
+    return o;
+}

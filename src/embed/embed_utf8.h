@@ -19,4 +19,9 @@ size_t embed_utf8_put(int32_t cp, unsigned char *out);
  * (it is already NFKC) unless casefold asks for lower case. */
 char *embed_utf8_nfkc(const char *s, size_t len, int casefold, size_t *outlen);
 
+/* Writes s[0..len) as a JSON string literal (with quotes) into out, which must have room for 6 * len + 3
+ * bytes. Ill-formed UTF-8 becomes U+FFFD; control characters, '"' and '\\' are escaped. Returns the length
+ * written (out is NUL-terminated). */
+size_t embed_utf8_json_quote(const char *s, size_t len, char *out);
+
 #endif

@@ -40,6 +40,9 @@ typedef struct http_response {
     jw body;                    /* JSON body */
     const char *allow;          /* Allow header for 405 */
     const char *retry_after;    /* Retry-After header for 429/503 */
+    char *raw;                  /* a non-JSON body (malloc'ed; the server frees it) ... */
+    size_t raw_len;
+    const char *content_type;   /* ... and its type */
 } http_response;
 
 static inline const char *http_query(const http_request *r, const char *key) { return r->get_query(r, key); }

@@ -50,6 +50,13 @@ static enum MHD_Result queue(struct MHD_Connection *c, http_response *res)
     if (res->no_body) {
         jw_free(&res->body);
         r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    } else if (res->raw) {
+        jw_free(&res->body);
+        r = MHD_create_response_from_buffer(res->raw_len, res->raw, MHD_RESPMEM_MUST_FREE);
+        if (!r)
+            free(res->raw);
+        else
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
     } else {
         size_t len = 0;
         char *buf = jw_take(&res->body, &len);

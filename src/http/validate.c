@@ -41,8 +41,23 @@ const char *v_path_index(vctx *v, const char *parent, size_t i)
     return p ? p : "";
 }
 
-/* Control bytes inside strings make the body invalid JSON; \u0000 escapes are rewritten so the UTF-8 check
- * catches them (see validate.h). Returns 0, or -1 with *pos at the offending byte. */
+/* Value of the 4 hex digits at p, or -1. */
+static long hex4(const char *p)
+{
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = p[k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Control bytes inside strings make the body invalid JSON. Escapes that cJSON would cut or refuse —
+ * \u0000 and unpaired surrogates — are rewritten to bytes that are not valid UTF-8 (see validate.h), so
+ * the field holding them is the one named. Returns 0, or -1 with *pos at the offending byte. */
 static int prescan(char *b, size_t n, size_t *pos)
 {
     int in_str = 0;
@@ -64,13 +79,18 @@ static int prescan(char *b, size_t n, size_t *pos)
         if (c == '"') {
             in_str = 0;
         } else if (c == '\\' && i + 1 < n) {
-            if (b[i + 1] == 'u' && i + 5 < n && memcmp(b + i + 2, "0000", 4) == 0) {
+            long u = b[i + 1] == 'u' && i + 5 < n ? hex4(b + i + 2) : -1;
+            int paired = u >= 0xD800 && u <= 0xDBFF && i + 11 < n && b[i + 6] == '\\' && b[i + 7] == 'u' &&
+                         hex4(b + i + 8) >= 0xDC00 && hex4(b + i + 8) <= 0xDFFF;
+            if (u == 0 || (u >= 0xD800 && u <= 0xDFFF && !paired)) {
                 /* six bytes -> three overlong NULs (C0 80): invalid UTF-8 of the same length */
                 for (int k = 0; k < 6; k += 2) {
                     b[i + (size_t)k] = (char)0xC0;
                     b[i + (size_t)k + 1] = (char)0x80;
                 }
                 i += 5;
+            } else if (paired) {
+                i += 11;
             } else {
                 i++; /* skip the escaped character */
             }

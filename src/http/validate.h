@@ -5,9 +5,9 @@
  * "Request validation failed" and one errors item per problem, plus "detail" [{type, loc, msg}].
  *
  * Before parsing, the body is checked for what cJSON would silently accept or mangle: control bytes
- * inside strings (invalid JSON) and \u0000 escapes (cJSON would cut the string there). A \u0000 escape is
- * rewritten to bytes that are not valid UTF-8, so the field that holds it fails the UTF-8 check and is
- * named in the error. Every string getter checks UTF-8 validity. Strings returned point into the parsed
+ * inside strings (invalid JSON), \u0000 escapes (cJSON would cut the string there) and unpaired surrogate
+ * escapes (cJSON would fail the whole body). Such escapes are rewritten to bytes that are not valid UTF-8,
+ * so the field that holds them fails the UTF-8 check and is named in the error. Every string getter checks UTF-8 validity. Strings returned point into the parsed
  * tree, which lives until v_free(). */
 #ifndef MEMFUSE_VALIDATE_H
 #define MEMFUSE_VALIDATE_H

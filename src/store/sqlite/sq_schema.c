@@ -175,10 +175,7 @@ static int job_reset(sq_conn *c, void *arg)
         if (rc != SQLITE_OK)
             return sq_rc(rc) == STORE_OK ? STORE_ERROR : sq_rc(rc);
     }
-    /* rebuild the (now empty) keyword indexes so no stale segments remain */
-    if (sq_exec(c, "INSERT INTO message_fts(message_fts) VALUES('delete-all');"
-                   "INSERT INTO knowledge_fts(knowledge_fts) VALUES('delete-all');") != SQLITE_OK)
-        return STORE_ERROR;
+    /* the keyword indexes were emptied row by row by the delete triggers */
     return STORE_OK;
 }
 
