@@ -73,6 +73,16 @@ class NamedResourceContract:
         r = api.post(f"/{self.coll}", json={"name": name})
         error(r, 400, f"{self.Title} with name '{name}' already exists", field="name")
 
+    def test_names_are_exact_strings(self, api):
+        base = uniq("CaseName")
+        recs = [self.create(api, n) for n in (base.upper(), base.lower(), " " + base + " ", base)]
+        for rec in recs:
+            assert ok(api.get(f"/{self.coll}", params={"name": rec["name"]}))[self.coll] == [rec]
+        # no pattern matching: LIKE/GLOB wildcards are plain characters
+        for pattern in ("%", "_", "*", base[:6] + "%", "%" + base[6:], base[:-1] + "_", base[:-1] + "?"):
+            r = api.get(f"/{self.coll}", params={"name": pattern})
+            error(r, 404, f"{self.Title} with name '{pattern}' not found", field="name")
+
     # -- list / get ---------------------------------------------------------------------
 
     def test_list_contains_created(self, api):

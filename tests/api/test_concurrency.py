@@ -202,3 +202,49 @@ def test_single_thread_server_serves_concurrent_keep_alive_clients(spawn):
     def burst(i):
         return [clients[i].get("/health").status_code for _ in range(50)]
     assert run_parallel(4, burst) == [[200] * 50] * 4
+
+
+def test_deleting_a_user_during_writes_leaves_no_orphans(spawn):
+    """Adds racing a DELETE /users/{id}: afterwards the store holds nothing of that user."""
+    from test_cli import db_status
+    srv = spawn(name="delete-race")
+    api = srv.api()
+    a = create_agent(api)
+    u = create_user(api)
+    sessions = [create_session(api, u["id"], a["id"]) for _ in range(2)]
+    ok(api.post(f"/users/{u['id']}/knowledge", json={"knowledge": ["k"]}), 201)
+    stop = threading.Event()
+    unexpected = []
+
+    def writer(i):
+        c = Api(srv.root)
+        n = 0
+        try:
+            while not stop.is_set() and n < 2000:
+                r = c.post(f"/sessions/{sessions[i % 2]['id']}/messages", json={"messages": msgs(f"w{i} {n}", "x")})
+                if r.status_code == 404:
+                    return n
+                if r.status_code != 201:
+                    unexpected.append((r.status_code, r.text[:200]))
+                    return n
+                n += 1
+            return n
+        finally:
+            c.close()
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        futures = [ex.submit(writer, i) for i in range(4)]
+        time.sleep(0.4)
+        r = api.delete(f"/users/{u['id']}")
+        assert r.status_code == 204, r.text
+        time.sleep(0.2)
+        stop.set()
+        written = [f.result(timeout=30) for f in futures]
+    assert not unexpected, unexpected[:3]
+    assert sum(written) > 0
+    for s in sessions:
+        assert api.get(f"/sessions/{s['id']}").status_code == 404
+    srv.stop()
+    counts = db_status(srv.data_dir)["counts"]
+    assert counts["agents"] == 1
+    leftovers = {k: v for k, v in counts.items() if k != "agents" and v}
+    assert not leftovers, f"orphans after deleting the only user during writes: {leftovers}"

@@ -132,6 +132,21 @@ def test_unknown_ids_are_404_never_500(api):
         user_404(api.post(f"/users/{bad}/query", json={"query": "x"}), bad)
 
 
+def test_percent_encoded_nul_never_truncates_paths_or_parameters(api):
+    """%00 in a path or a query value must not cut the string short and reach another route or record."""
+    u, a, s = world(api)
+    for path in (f"/users/{u['id']}%00junk", f"/users/{u['id']}%00/knowledge", "/users/%00",
+                 f"/agents/{a['id']}%00", f"/sessions/{s['id']}%00", "/sessions/%00/messages", "/health%00/x"):
+        r = api.get(path)
+        assert r.status_code == 404, describe(r)
+    for coll, name in (("users", u["name"]), ("agents", a["name"])):
+        r = api.get(f"/{coll}", params={"name": name + "\x00junk"})
+        assert r.status_code in (404, 422), describe(r)
+    for params in ({"name": s["name"] + "\x00junk", "user_id": u["id"]}, {"user_id": u["id"] + "\x00junk"}):
+        r = api.get("/sessions", params=params)
+        assert r.status_code in (404, 422), describe(r)
+
+
 # ---------------------------------------------------------------------------------------------
 # Keep-alive
 
