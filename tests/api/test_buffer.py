@@ -199,3 +199,50 @@ def test_buffer_only_combines_with_other_parameters(api):
     assert list_ids(api, s["id"], buffer_only="false", sort_by="id", order="asc") == sorted(done)
     data = ok(api.get(f"/sessions/{s['id']}/messages", params={"buffer_only": "TRUE"}))
     assert [m["id"] for m in data["messages"]] == buf[::-1]
+
+
+def wait_consolidated(api, sid, expected, limit_s=5):
+    deadline = time.monotonic() + limit_s
+    t, f = split(api, sid)
+    while time.monotonic() < deadline and (t, f) != ([], expected):
+        time.sleep(0.1)
+        t, f = split(api, sid)
+    return t, f
+
+
+def test_idle_consolidation_resumes_after_restart(spawn):
+    srv = spawn("--buffer-idle", "1", name="idle-restart")
+    api = srv.api()
+    u, a, s = world(api)
+    ids = add_messages(api, s["id"], msgs("buffered at shutdown"))
+    srv.stop()
+    srv.restart()
+    api = srv.api()
+    assert wait_consolidated(api, s["id"], ids) == ([], ids), \
+        "a re-buffered round must still be consolidated by the idle timer after a restart"
+
+
+def test_buffer_copes_with_deleted_sessions_users_and_messages(spawn):
+    srv = spawn("--buffer-idle", "1", name="idle-delete")
+    api = srv.api()
+    # a session deleted while its rounds are buffered, then a round in another session
+    u, a, s1 = world(api)
+    add_messages(api, s1["id"], msgs("doomed buffered round"))
+    ok(api.delete(f"/sessions/{s1['id']}"))
+    s2 = create_session(api, u["id"], a["id"])
+    r2 = add_messages(api, s2["id"], msgs("after the delete"))
+    assert split(api, s2["id"]) == (r2, [])
+    assert wait_consolidated(api, s2["id"], r2) == ([], r2)
+    # a user deleted while its rounds are buffered: the idle timer must not trip over it
+    v, _, sv = world(api, agent=a)
+    add_messages(api, sv["id"], msgs("buffered then user deleted"))
+    assert api.delete(f"/users/{v['id']}").status_code == 204
+    # a buffered message deleted before consolidation
+    w, _, sw = world(api, agent=a)
+    first = add_messages(api, sw["id"], msgs("one", "two"))
+    ok(api.delete(f"/sessions/{sw['id']}/messages", json={"message_ids": first[:1]}))
+    later = add_messages(api, sw["id"], msgs("three"))
+    assert split(api, sw["id"]) == (first[1:] + later, [])
+    assert wait_consolidated(api, sw["id"], first[1:] + later) == ([], first[1:] + later)
+    time.sleep(1.5)  # let the timer pass over the deleted user's buffer
+    assert ok(api.get("/health"))["status"] == "ok"

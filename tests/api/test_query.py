@@ -289,3 +289,15 @@ def test_new_messages_are_searchable_immediately(api):
         ids = add_messages(api, s["id"], msgs(f"brand new fact {w}"))
         assert [r["id"] for r in query(api, u["id"], w, store_type="keyword")] == ids, f"iteration {i}"
         assert ids[0] in [r["id"] for r in query(api, u["id"], w, top_k=100)], f"hybrid, iteration {i}"
+
+
+def test_result_metadata_follows_session_rename(api):
+    u, a, s = world(api)
+    w = word()
+    ids = add_messages(api, s["id"], msgs(f"{w} before the rename"))
+    new_name = "renamed-" + w
+    ok(api.put(f"/sessions/{s['id']}", json={"name": new_name}))
+    for st in ("keyword", None):
+        opts = {"store_type": st} if st else {}
+        hit = [r for r in query(api, u["id"], w, top_k=10, **opts) if r["id"] == ids[0]]
+        assert hit and hit[0]["metadata"]["session_name"] == new_name, hit
