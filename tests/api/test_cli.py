@@ -80,6 +80,14 @@ def test_auth_from_environment(spawn):
     assert srv.api(admin).get("/users").status_code == 200
 
 
+def test_missing_data_dir_is_created(spawn, tmp_path):
+    nested = tmp_path / "does" / "not" / "exist"
+    srv = spawn(data_dir=str(nested), name="mkdir")
+    create_user(srv.api())
+    srv.stop()
+    assert db_status(str(nested))["counts"]["users"] == 1
+
+
 def test_explicit_store_and_threads_flags(spawn):
     srv = spawn("--store", "sqlite", "--threads", "2", "--max-body", "2048", name="flags")
     api = srv.api()

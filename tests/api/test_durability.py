@@ -166,3 +166,32 @@ def test_sigterm_under_load_finishes_in_flight_and_exits_0(spawn):
     for sid, pairs in acked:
         got = read_messages(api, sid, [i for i, _ in pairs])
         assert [(m["id"], m["content"]) for m in got] == pairs
+
+
+def test_sigterm_with_idle_keep_alive_connections_exits_promptly(spawn):
+    """Idle keep-alive clients must not hold the shutdown."""
+    srv = spawn(name="sigterm-idle")
+    idle = [srv.api() for _ in range(3)]
+    for c in idle:
+        assert c.get("/health").status_code == 200       # keep-alive connections left open
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    srv.stop()                                            # asserts exit code 0
+    took = time.monotonic() - t0
+    for c in idle:
+        c.close()
+    assert took < 5, f"shutdown took {took:.1f}s with idle keep-alive connections open"
+
+
+@pytest.mark.slow
+def test_sigterm_with_a_half_sent_request_still_exits_0(spawn):
+    """A client stuck mid-request may delay the drain but not block it: exit 0 within the stop timeout."""
+    from helpers import RawConn
+    srv = spawn(name="sigterm-half")
+    half = RawConn("127.0.0.1", srv.port)
+    half.send(b"POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"na")
+    time.sleep(0.2)
+    try:
+        srv.stop()                                        # exit 0 within MEMFUSE_TEST_STOP_TIMEOUT (15 s)
+    finally:
+        half.close()
