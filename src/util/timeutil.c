@@ -105,7 +105,7 @@ int time_parse_iso(const char *s, int64_t *us_out)
         p += 3;
         if (*p == ':')
             p++;
-        if (digits(p, 2, &om))
+        if (digits(p, 2, &om) || oh > 23 || om > 59)
             return -1;
         p += 2;
         offset_s = sign * (oh * 3600 + om * 60);
