@@ -30,6 +30,7 @@ typedef struct conn_req {
     char *body;
     size_t len, cap;
     int too_large;
+    int answering; /* counted in in_flight: dispatched or answered, until MHD reports completion */
     arena a;
     http_request req;
 } conn_req;
@@ -102,7 +103,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         arena_init(&cr->a);
         *con_cls = cr;
-        atomic_fetch_add(&s->in_flight, 1);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
@@ -113,6 +113,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 http_response res = {0};
                 jw_init(&res.body);
                 too_large(&res);
+                cr->answering = 1;
+                atomic_fetch_add(&s->in_flight, 1);
                 return queue(c, &res);
             }
         }
@@ -148,6 +150,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     http_response res = {.status = 200};
     jw_init(&res.body);
+    cr->answering = 1;
+    atomic_fetch_add(&s->in_flight, 1);
     if (cr->too_large) {
         too_large(&res);
         return queue(c, &res);
@@ -171,11 +175,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     conn_req *cr = *con_cls;
     if (!cr)
         return;
+    if (cr->answering)
+        atomic_fetch_sub(&s->in_flight, 1);
     free(cr->body);
     arena_free(&cr->a);
     free(cr);
     *con_cls = NULL;
-    atomic_fetch_sub(&s->in_flight, 1);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code)
@@ -187,6 +192,36 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         int one = 1;
         setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decoding of paths and query arguments, in place. A decoded NUL would silently cut the string
+ * (an id "abc%00junk" would read as "abc"), so %00 becomes C0 80, which is not valid UTF-8 and so can
+ * match no stored id and parse as no number. */
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (*r == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+            unsigned char b = (unsigned char)(hi * 16 + lo);
+            if (b == 0) {
+                *w++ = (char)0xC0;
+                *w++ = (char)0x80;
+            } else {
+                *w++ = (char)b;
+            }
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -234,6 +269,7 @@ http_server *http_server_start(const http_server_config *cfg, http_dispatch_fn d
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 128 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)on_unescape, NULL},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
