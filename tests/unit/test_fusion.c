@@ -1,0 +1,81 @@
+/* fusion (src/search/fusion.h): reciprocal-rank fusion, normalised so that rank 1 on every weighted path
+ * scores 1; paths with a weight <= 0 are ignored. */
+#include <math.h>
+
+#include "testutil.h"
+
+#include "search/fusion.h"
+
+#define EPS 1e-12
+
+static void test_best_is_one(void **state)
+{
+    (void)state;
+    int r1[] = {1};
+    double w1[] = {1.0};
+    assert_float_equal(fusion_rrf(r1, w1, 1), 1.0, EPS);
+    int r2[] = {1, 1};
+    double w2[] = {0.7, 0.3};
+    assert_float_equal(fusion_rrf(r2, w2, 2), 1.0, EPS);
+}
+
+static void test_formula(void **state)
+{
+    (void)state;
+    int r[] = {1, 0};
+    double w[] = {1.0, 1.0};
+    assert_float_equal(fusion_rrf(r, w, 2), 0.5, EPS); /* found by one of two equal paths, at rank 1 */
+    int r2[] = {2, 3};
+    double want = (1.0 / (FUSION_K + 2) + 1.0 / (FUSION_K + 3)) / (2.0 / (FUSION_K + 1));
+    assert_float_equal(fusion_rrf(r2, w, 2), want, EPS);
+    int r3[] = {5, 0};
+    double w3[] = {2.0, 1.0};
+    want = (2.0 / (FUSION_K + 5)) / (2.0 / (FUSION_K + 1) + 1.0 / (FUSION_K + 1));
+    assert_float_equal(fusion_rrf(r3, w3, 2), want, EPS);
+}
+
+static void test_not_found_and_weights(void **state)
+{
+    (void)state;
+    int none[] = {0, 0};
+    double w[] = {1.0, 1.0};
+    assert_float_equal(fusion_rrf(none, w, 2), 0.0, EPS);
+    /* a path with weight 0 (or below) neither adds nor counts toward the best */
+    int r[] = {0, 1};
+    double w0[] = {1.0, 0.0};
+    assert_float_equal(fusion_rrf(r, w0, 2), 0.0, EPS);
+    int r1[] = {1, 1};
+    double wneg[] = {1.0, -3.0};
+    assert_float_equal(fusion_rrf(r1, wneg, 2), 1.0, EPS);
+    double wz[] = {0.0, 0.0};
+    assert_float_equal(fusion_rrf(r1, wz, 2), 0.0, EPS);
+    assert_float_equal(fusion_rrf(NULL, NULL, 0), 0.0, EPS);
+}
+
+static void test_monotonic_in_rank(void **state)
+{
+    (void)state;
+    double w[] = {0.6, 0.4};
+    double prev = 2;
+    for (int rank = 1; rank <= 2000; rank++) {
+        int r[] = {rank, rank};
+        double s = fusion_rrf(r, w, 2);
+        assert_true(s < prev);
+        assert_true(s > 0 && s <= 1.0);
+        prev = s;
+    }
+    /* found by both paths beats found by one at the same rank */
+    int both[] = {3, 3}, one[] = {3, 0};
+    assert_true(fusion_rrf(both, w, 2) > fusion_rrf(one, w, 2));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_best_is_one),
+        cmocka_unit_test(test_formula),
+        cmocka_unit_test(test_not_found_and_weights),
+        cmocka_unit_test(test_monotonic_in_rank),
+    };
+    return cmocka_run_group_tests_name("fusion", tests, NULL, NULL);
+}
