@@ -59,7 +59,7 @@ static int parse_size(const char *s, size_t *out)
         if (!mul || !(*rest == '\0' || strcasecmp(rest, "b") == 0 || strcasecmp(rest, "ib") == 0))
             return -1;
     }
-    if (v == 0 || v > (1ull << 40) / mul)
+    if (v == 0 || v > (1ull << 30) / mul) /* 1 GiB at most */
         return -1;
     *out = (size_t)(v * mul);
     return 0;

@@ -22,8 +22,8 @@ void arena_init(arena *a)
 
 void *arena_alloc(arena *a, size_t n)
 {
-    if (n > SIZE_MAX - 15)
-        return NULL; /* rounding up would wrap to a tiny allocation */
+    if (n > ARENA_MAX_ALLOC)
+        return NULL; /* no request needs this much; also keeps rounding below from wrapping */
     n = (n + 15) & ~(size_t)15;
     if (n == 0)
         n = 16;

@@ -8,6 +8,9 @@
 
 #include <stddef.h>
 
+/* The largest single allocation an arena serves (larger requests return NULL without calling malloc). */
+#define ARENA_MAX_ALLOC ((size_t)1 << 32)
+
 typedef struct arena_block arena_block;
 typedef struct arena {
     arena_block *head;
