@@ -1,12 +1,13 @@
 /* use_forward — the forward pass of Universal Sentence Encoder lite over a batch of tokenized texts (see
  * use_model.h for the math and why texts are packed). Every projection is one cblas_sgemm over all rows
- * of the batch; attention is two small sgemms per text and head on views of the packed q|k|v matrix.
+ * of the batch (or, for a batch of a few tokens, one pass of use_gemm.c's streaming kernel); attention is two small sgemms per text and head on views of the packed q|k|v matrix.
  * Element-wise work (layer norm, bias, ReLU, softmax) is plain C; it is a few percent of the time. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "embed/use_gemm.h"
 #include "embed/use_model.h"
 
 void use_scratch_free(use_scratch *s) {
@@ -26,13 +27,9 @@ static int scratch_reserve(use_scratch *s, size_t floats) {
     return 0;
 }
 
-/* C[rows, n] = A[rows, k] B[k, n] + bias */
+/* C[rows, n] = A[rows, k] B[k, n] + bias: OpenBLAS, or the small-row kernel (use_gemm.c). */
 static void linear(const float *A, int lda, const float *B, const float *bias, float *C, int rows, int k, int n) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, k, 1.0f, A, lda, B, n, 0.0f, C, n);
-    for (int r = 0; r < rows; r++) {
-        float *c = C + (size_t)r * n;
-        for (int j = 0; j < n; j++) c[j] += bias[j];
-    }
+    use_gemm_bias(A, lda, B, bias, C, rows, k, n);
 }
 
 /* y = scale * rsqrt(var + eps) * (x - mean) + bias, row by row, as the graph orders it. */

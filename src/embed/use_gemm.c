@@ -1,0 +1,115 @@
+/* use_gemm — C = A B + bias for the forward pass: OpenBLAS cblas_sgemm, except for a few rows.
+ *
+ * Why: OpenBLAS packs the weight matrix on every call, which for a short text (8 rows against a 512x1536
+ * weight) costs more than the arithmetic — a single short query spent ~60% of its time in the packing copy.
+ * With 2..USE_GEMM_SMALL_M rows, an AVX2/FMA kernel streams the weights once per block of up to 8 rows
+ * instead: 8 accumulators (8 rows x 8 columns, or 4 rows x 16 columns for a short last block), each
+ * B[k][n..] loaded once and multiplied by A[r][k] broadcast for every row. Rows past M in a block alias
+ * the block's last row (computed, never stored). One row goes to OpenBLAS (its gemv path needs no
+ * packing); without AVX2/FMA at run time, or with more rows, cblas_sgemm runs as before. Results agree
+ * with sgemm to float rounding. */
+#include <cblas.h>
+#include <immintrin.h>
+#include <stddef.h>
+
+#include "embed/use_gemm.h"
+
+/* Rows m0.. m0+mr (mr <= 8) of C; a[] has 8 row pointers (extra ones alias the last row). */
+__attribute__((target("avx2,fma"))) static void block8(const float *const *a, int mr, const float *B, const float *bias,
+                                                         float *C, int K, int N) {
+    int n = 0;
+    for (; n + 8 <= N; n += 8) {
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+        const float *b = B + n;
+        for (int k = 0; k < K; k++, b += N) {
+            __m256 bv = _mm256_loadu_ps(b);
+            c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a[0] + k), bv, c0);
+            c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a[1] + k), bv, c1);
+            c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a[2] + k), bv, c2);
+            c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a[3] + k), bv, c3);
+            c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a[4] + k), bv, c4);
+            c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a[5] + k), bv, c5);
+            c6 = _mm256_fmadd_ps(_mm256_broadcast_ss(a[6] + k), bv, c6);
+            c7 = _mm256_fmadd_ps(_mm256_broadcast_ss(a[7] + k), bv, c7);
+        }
+        __m256 bb = _mm256_loadu_ps(bias + n);
+        __m256 acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+        for (int r = 0; r < mr; r++) _mm256_storeu_ps(C + (size_t)r * N + n, _mm256_add_ps(acc[r], bb));
+    }
+    for (; n < N; n++) /* column tail (not hit by this model's widths) */
+        for (int r = 0; r < mr; r++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += a[r][k] * B[(size_t)k * N + n];
+            C[(size_t)r * N + n] = s + bias[n];
+        }
+}
+
+/* The same for mr <= 4 rows, 16 columns at a time (8 accumulators). */
+__attribute__((target("avx2,fma"))) static void block4(const float *const *a, int mr, const float *B, const float *bias,
+                                                         float *C, int K, int N) {
+    int n = 0;
+    for (; n + 16 <= N; n += 16) {
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+        const float *b = B + n;
+        for (int k = 0; k < K; k++, b += N) {
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            __m256 x0 = _mm256_broadcast_ss(a[0] + k), x1 = _mm256_broadcast_ss(a[1] + k);
+            __m256 x2 = _mm256_broadcast_ss(a[2] + k), x3 = _mm256_broadcast_ss(a[3] + k);
+            c0 = _mm256_fmadd_ps(x0, b0, c0);
+            d0 = _mm256_fmadd_ps(x0, b1, d0);
+            c1 = _mm256_fmadd_ps(x1, b0, c1);
+            d1 = _mm256_fmadd_ps(x1, b1, d1);
+            c2 = _mm256_fmadd_ps(x2, b0, c2);
+            d2 = _mm256_fmadd_ps(x2, b1, d2);
+            c3 = _mm256_fmadd_ps(x3, b0, c3);
+            d3 = _mm256_fmadd_ps(x3, b1, d3);
+        }
+        __m256 bb0 = _mm256_loadu_ps(bias + n), bb1 = _mm256_loadu_ps(bias + n + 8);
+        __m256 lo[4] = {c0, c1, c2, c3}, hi[4] = {d0, d1, d2, d3};
+        for (int r = 0; r < mr; r++) {
+            _mm256_storeu_ps(C + (size_t)r * N + n, _mm256_add_ps(lo[r], bb0));
+            _mm256_storeu_ps(C + (size_t)r * N + n + 8, _mm256_add_ps(hi[r], bb1));
+        }
+    }
+    for (; n < N; n++)
+        for (int r = 0; r < mr; r++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += a[r][k] * B[(size_t)k * N + n];
+            C[(size_t)r * N + n] = s + bias[n];
+        }
+}
+
+static void small_avx2(const float *A, int lda, const float *B, const float *bias, float *C, int M, int K, int N) {
+    for (int m0 = 0; m0 < M;) {
+        int left = M - m0, mr = left > 4 ? (left < 8 ? left : 8) : left;
+        const float *a[8];
+        for (int r = 0; r < 8; r++) a[r] = A + (size_t)(m0 + (r < mr ? r : mr - 1)) * lda;
+        if (mr > 4) block8(a, mr, B, bias, C + (size_t)m0 * N, K, N);
+        else block4(a, mr, B, bias, C + (size_t)m0 * N, K, N);
+        m0 += mr;
+    }
+}
+
+static int have_avx2_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+void use_gemm_bias(const float *A, int lda, const float *B, const float *bias, float *C, int M, int K, int N) {
+    if (M >= 2 && M <= USE_GEMM_SMALL_M && have_avx2_fma()) {
+        small_avx2(A, lda, B, bias, C, M, K, N);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N);
+    for (int r = 0; r < M; r++) {
+        float *c = C + (size_t)r * N;
+        for (int j = 0; j < N; j++) c[j] += bias[j];
+    }
+}
+
+void use_gemm_bias_blas(const float *A, int lda, const float *B, const float *bias, float *C, int M, int K, int N) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N);
+    for (int r = 0; r < M; r++) {
+        float *c = C + (size_t)r * N;
+        for (int j = 0; j < N; j++) c[j] += bias[j];
+    }
+}
+
+int use_gemm_small_available(void) { return have_avx2_fma(); }
