@@ -135,7 +135,7 @@ typedef struct store_counts {
     int64_t users, agents, sessions, rounds, messages, knowledge, api_keys, vectors;
 } store_counts;
 
-/* The operations table a backend provides. Callers use the store_* wrappers below. */
+/* The operations table a backend provides. Callers call s->ops->op(s, ...). */
 typedef struct store_ops {
     void (*close)(store *s);
     const char *(*describe)(store *s); /* "sqlite:/path/memfuse.db" (no secrets) */
@@ -229,7 +229,8 @@ static inline void store_close(store *s)
         s->ops->close(s);
 }
 
-/* Builds the generated session name "<user>-<agent>-<8 hex>" into an arena string. */
+/* Builds the generated session name "<user>-<agent>-<8 hex>" into an arena string; the two names are cut
+ * (at a UTF-8 boundary) to 123 bytes each, so the result is at most 256 bytes. */
 char *store_session_default_name(arena *a, const char *user_name, const char *agent_name);
 
 #endif
