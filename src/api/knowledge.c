@@ -73,91 +73,70 @@ out:
     v_free(&v);
 }
 
+/* Parses {"knowledge_ids": [...]} (and, for update, "new_knowledge"), then loads the user. */
+static int ids_request(http_request *req, http_response *res, vctx *v, const char ***ids, size_t *n,
+                       const char ***texts)
+{
+    cJSON *body = api_body(req, res, v);
+    if (!body)
+        return -1;
+    *ids = v_string_array(v, body, NULL, "knowledge_ids", V_REQUIRED, API_BATCH_MAX, API_ID_MAX, n);
+    if (texts) {
+        size_t nt;
+        *texts = v_string_array(v, body, NULL, "new_knowledge", V_REQUIRED | V_NONEMPTY, 0, API_CONTENT_MAX, &nt);
+        if (v_ok(v) && nt < *n)
+            v_add(v, "new_knowledge", "value_error", "new_knowledge must have at least as many items as knowledge_ids");
+    }
+    if (!v_ok(v)) {
+        v_respond(v, res);
+        return -1;
+    }
+    return load(req, res);
+}
+
 void api_knowledge_read(http_request *req, http_response *res)
 {
     vctx v;
     v_init(&v, req->a);
-    cJSON *body = api_body(req, res, &v);
-    if (!body)
-        goto out;
+    const char **ids;
     size_t n;
-    const char **ids = v_string_array(&v, body, NULL, "knowledge_ids", V_REQUIRED, API_BATCH_MAX, API_ID_MAX, &n);
-    if (!v_ok(&v)) {
-        v_respond(&v, res);
-        goto out;
+    if (ids_request(req, res, &v, &ids, &n, NULL) == 0) {
+        store *st = api_app(req)->st;
+        store_knowledge *k = NULL;
+        size_t nk = 0;
+        int rc = n ? st->ops->knowledge_read(st, req->params[0], ids, n, req->a, &k, &nk) : STORE_OK;
+        if (rc != STORE_OK)
+            api_store_error(res, rc, "retrieve knowledge items");
+        else
+            knowledge_array(res, 200, k, nk, "Knowledge items retrieved successfully");
     }
-    if (load(req, res))
-        goto out;
-    store *st = api_app(req)->st;
-    store_knowledge *k = NULL;
-    size_t nk = 0;
-    int rc = n ? st->ops->knowledge_read(st, req->params[0], ids, n, req->a, &k, &nk) : STORE_OK;
-    if (rc != STORE_OK)
-        api_store_error(res, rc, "retrieve knowledge items");
-    else
-        knowledge_array(res, 200, k, nk, "Knowledge items retrieved successfully");
-out:
     v_free(&v);
 }
 
-void api_knowledge_update(http_request *req, http_response *res)
+/* Update (with texts) or delete each id of the user's; answers with the ids actually changed. */
+static void change(http_request *req, http_response *res, int update)
 {
     vctx v;
     v_init(&v, req->a);
-    cJSON *body = api_body(req, res, &v);
-    if (!body)
-        goto out;
-    size_t n, nt;
-    const char **ids = v_string_array(&v, body, NULL, "knowledge_ids", V_REQUIRED, API_BATCH_MAX, API_ID_MAX, &n);
-    const char **texts = v_string_array(&v, body, NULL, "new_knowledge", V_REQUIRED | V_NONEMPTY, 0,
-                                        API_CONTENT_MAX, &nt);
-    if (v_ok(&v) && nt < n)
-        v_add(&v, "new_knowledge", "value_error", "new_knowledge must have at least as many items as knowledge_ids");
-    if (!v_ok(&v)) {
-        v_respond(&v, res);
-        goto out;
+    const char **ids, **texts = NULL;
+    size_t n;
+    if (ids_request(req, res, &v, &ids, &n, update ? &texts : NULL) == 0) {
+        store *st = api_app(req)->st;
+        const char **done = NULL;
+        size_t nd = 0;
+        int rc = STORE_OK;
+        if (n)
+            rc = update ? st->ops->knowledge_update(st, req->params[0], ids, texts, n, req->a, &done, &nd)
+                        : st->ops->knowledge_delete(st, req->params[0], ids, n, req->a, &done, &nd);
+        if (rc == STORE_NO_USER)
+            api_user_not_found(res, req->params[0]);
+        else if (rc != STORE_OK)
+            api_store_error(res, rc, update ? "update knowledge items" : "delete knowledge items");
+        else
+            id_array(res, 200, done, nd, update ? "Knowledge items updated successfully" : "Knowledge items deleted successfully");
     }
-    if (load(req, res))
-        goto out;
-    store *st = api_app(req)->st;
-    const char **done = NULL;
-    size_t nd = 0;
-    int rc = n ? st->ops->knowledge_update(st, req->params[0], ids, texts, n, req->a, &done, &nd) : STORE_OK;
-    if (rc == STORE_NO_USER)
-        api_user_not_found(res, req->params[0]);
-    else if (rc != STORE_OK)
-        api_store_error(res, rc, "update knowledge items");
-    else
-        id_array(res, 200, done, nd, "Knowledge items updated successfully");
-out:
     v_free(&v);
 }
 
-void api_knowledge_delete(http_request *req, http_response *res)
-{
-    vctx v;
-    v_init(&v, req->a);
-    cJSON *body = api_body(req, res, &v);
-    if (!body)
-        goto out;
-    size_t n;
-    const char **ids = v_string_array(&v, body, NULL, "knowledge_ids", V_REQUIRED, API_BATCH_MAX, API_ID_MAX, &n);
-    if (!v_ok(&v)) {
-        v_respond(&v, res);
-        goto out;
-    }
-    if (load(req, res))
-        goto out;
-    store *st = api_app(req)->st;
-    const char **done = NULL;
-    size_t nd = 0;
-    int rc = n ? st->ops->knowledge_delete(st, req->params[0], ids, n, req->a, &done, &nd) : STORE_OK;
-    if (rc == STORE_NO_USER)
-        api_user_not_found(res, req->params[0]);
-    else if (rc != STORE_OK)
-        api_store_error(res, rc, "delete knowledge items");
-    else
-        id_array(res, 200, done, nd, "Knowledge items deleted successfully");
-out:
-    v_free(&v);
-}
+void api_knowledge_update(http_request *req, http_response *res) { change(req, res, 1); }
+void api_knowledge_delete(http_request *req, http_response *res) { change(req, res, 0); }

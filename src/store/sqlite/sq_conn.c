@@ -271,3 +271,15 @@ int sq_step_done(sqlite3_stmt *st)
         return STORE_OK;
     return sq_rc(rc) == STORE_OK ? STORE_ERROR : sq_rc(rc);
 }
+
+int sq_collect_one(sqlite3_stmt *st, arena *a, size_t elem, sq_row_fn fn, void *out)
+{
+    void *v;
+    size_t n;
+    int rc = sq_collect(st, a, elem, fn, 1, &v, &n);
+    if (rc == STORE_OK && n == 0)
+        return STORE_NOT_FOUND;
+    if (rc == STORE_OK)
+        memcpy(out, v, elem);
+    return rc;
+}

@@ -209,15 +209,7 @@ static int one_session(sq_conn *c, const char *sql, const char *a1, const char *
         return STORE_ERROR;
     sq_bind_text(st, 1, a1);
     sq_bind_text(st, 2, a2);
-    store_session *v;
-    size_t n;
-    int rc = sq_collect(st, a, sizeof *v, read_session, 1, (void **)&v, &n);
-    if (rc != STORE_OK)
-        return rc;
-    if (n == 0)
-        return STORE_NOT_FOUND;
-    *out = v[0];
-    return STORE_OK;
+    return sq_collect_one(st, a, sizeof *out, read_session, out);
 }
 
 static int op_session_get(store *s, const char *id, arena *a, store_session *out)

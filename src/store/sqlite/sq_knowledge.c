@@ -252,13 +252,7 @@ static int op_apikey_lookup(store *s, const char *key_hash, arena *a, store_apik
     int rc = STORE_ERROR;
     if (st) {
         sq_bind_text(st, 1, key_hash);
-        store_apikey *v;
-        size_t n;
-        rc = sq_collect(st, a, sizeof *v, read_key, 1, (void **)&v, &n);
-        if (rc == STORE_OK && n == 0)
-            rc = STORE_NOT_FOUND;
-        else if (rc == STORE_OK)
-            *out = v[0];
+        rc = sq_collect_one(st, a, sizeof *out, read_key, out);
     }
     sq_reader_put(SQ(s), c);
     return rc;

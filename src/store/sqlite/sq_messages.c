@@ -308,13 +308,7 @@ static int op_round_get(store *s, const char *id, arena *a, store_round *out)
     int rc = STORE_ERROR;
     if (st) {
         sq_bind_text(st, 1, id);
-        store_round *v;
-        size_t n;
-        rc = sq_collect(st, a, sizeof *v, read_round, 1, (void **)&v, &n);
-        if (rc == STORE_OK && n == 0)
-            rc = STORE_NOT_FOUND;
-        else if (rc == STORE_OK)
-            *out = v[0];
+        rc = sq_collect_one(st, a, sizeof *out, read_round, out);
     }
     sq_reader_put(SQ(s), c);
     return rc;
