@@ -65,6 +65,9 @@ static void test_overflow_returns_null(void **state)
     assert_null(arena_alloc(&a, SIZE_MAX - 7));
     assert_null(arena_calloc(&a, 1, SIZE_MAX));
     assert_null(arena_alloc(&a, SIZE_MAX - 64)); /* too large for any block header */
+    assert_null(arena_alloc(&a, ARENA_MAX_ALLOC + 1)); /* over the cap: refused before malloc */
+    assert_null(arena_strndup(&a, "x", ARENA_MAX_ALLOC)); /* n + 1 bytes: over the cap */
+    assert_null(a.head);                                  /* nothing was allocated by the refusals */
     arena_free(&a);
 }
 
