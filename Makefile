@@ -9,6 +9,11 @@
 # Every src/**/*.c is compiled; src/main.c holds main(). Each tests/unit/test_X.c becomes
 # build/tests/test_X linked against every object but main.o, plus cmocka.
 
+# Use every core unless the caller chose (-j given on the command line wins).
+ifeq ($(filter -j% --jobs%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+
 BUILD   ?= build
 CC      ?= cc
 SAN     ?=
@@ -87,3 +92,13 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d)
+
+# --- Embedding benchmark (src/embed; see BENCHMARKS.md "## Embeddings") ---------------------------------
+# make bench-embed   builds build/bench/embed_bench and runs it from the repository root (needs models/use-lite).
+EMBED_BENCH := $(BUILD)/bench/embed_bench
+$(EMBED_BENCH): bench/embed_bench.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
+.PHONY: bench-embed
+bench-embed: $(EMBED_BENCH)
+	./$(EMBED_BENCH)
