@@ -169,6 +169,19 @@ static void test_surrogate_escapes(void **state)
     assert_string_equal(v_string(&f->v, o, NULL, "s", V_REQUIRED, 0), "a\xF0\x9F\x98\x80" "b");
     assert_string_equal(v_string(&f->v, o, NULL, "t", V_REQUIRED, 0), "\xF0\x9F\x98\x80");
     assert_true(v_ok(&f->v));
+    /* the edges of both surrogate ranges: U+10000 and U+10FFFF */
+    o = parse(f, "{\"lo\":\"\\ud800\\udc00\",\"hi\":\"\\udbff\\udfff\"}");
+    assert_non_null(o);
+    assert_string_equal(v_string(&f->v, o, NULL, "lo", V_REQUIRED, 0), "\xF0\x90\x80\x80");
+    assert_string_equal(v_string(&f->v, o, NULL, "hi", V_REQUIRED, 0), "\xF4\x8F\xBF\xBF");
+    assert_true(v_ok(&f->v));
+    /* just outside them: \ud7ff is a character, \ue000 after a high surrogate is not its pair */
+    o = parse(f, "{\"a\":\"\\ud7ff\",\"b\":\"\\udbff\\ue000\"}");
+    assert_non_null(o);
+    assert_string_equal(v_string(&f->v, o, NULL, "a", V_REQUIRED, 0), "\xED\x9F\xBF");
+    assert_null(v_string(&f->v, o, NULL, "b", V_REQUIRED, 0));
+    assert_one_issue(&f->v, "b", "string_unicode");
+    f->v.n = 0;
 
     /* other escapes still decode */
     o = parse(f, "{\"s\":\"\\u00e9\\n\\\"\\\\\\/\\u20ac\"}");
