@@ -1,7 +1,8 @@
 /* use_forward — the forward pass of Universal Sentence Encoder lite over a batch of tokenized texts (see
  * use_model.h for the math and why texts are packed). Every projection is one cblas_sgemm over all rows
  * of the batch (or, for a batch of a few tokens, one pass of use_gemm.c's streaming kernel); attention is two small sgemms per text and head on views of the packed q|k|v matrix.
- * Element-wise work (layer norm, bias, ReLU, softmax) is plain C; it is a few percent of the time. */
+ * Element-wise work (layer norm, residual adds, ReLU) is in use_vec.c (AVX2 when the CPU has it); softmax
+ * is plain C. Together they are a few percent of the time. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "embed/use_gemm.h"
 #include "embed/use_model.h"
+#include "embed/use_vec.h"
 
 void use_scratch_free(use_scratch *s) {
     free(s->buf);
@@ -30,25 +32,6 @@ static int scratch_reserve(use_scratch *s, size_t floats) {
 /* C[rows, n] = A[rows, k] B[k, n] + bias: OpenBLAS, or the small-row kernel (use_gemm.c). */
 static void linear(const float *A, int lda, const float *B, const float *bias, float *C, int rows, int k, int n) {
     use_gemm_bias(A, lda, B, bias, C, rows, k, n);
-}
-
-/* y = scale * rsqrt(var + eps) * (x - mean) + bias, row by row, as the graph orders it. */
-static void layer_norm(const float *X, float *Y, int rows, int d, const float *scale, const float *bias, float eps) {
-    for (int r = 0; r < rows; r++) {
-        const float *x = X + (size_t)r * d;
-        float *y = Y + (size_t)r * d;
-        float sum = 0.0f;
-        for (int j = 0; j < d; j++) sum += x[j];
-        float mean = sum / (float)d;
-        float var = 0.0f;
-        for (int j = 0; j < d; j++) {
-            float c = x[j] - mean;
-            var += c * c;
-        }
-        var /= (float)d;
-        float rs = 1.0f / sqrtf(var + eps);
-        for (int j = 0; j < d; j++) y[j] = (scale[j] * rs) * (x[j] - mean) + bias[j];
-    }
 }
 
 static void softmax_rows(float *S, int n) {
@@ -129,33 +112,29 @@ int use_forward(const use_model *m, use_scratch *s, const int32_t *ids, const in
         row0[i] = r;
         for (int p = 0; p < ntok[i]; p++, r++) {
             const float *e = m->emb + (size_t)ids[off[i] + p] * m->d_emb, *t = m->timing + (size_t)p * m->d_emb;
-            float *x = X + (size_t)r * m->d_emb;
-            for (int j = 0; j < m->d_emb; j++) x[j] = e[j] + (e[j] + t[j]);
+            use_vec_embed(X + (size_t)r * m->d_emb, e, t, (size_t)m->d_emb);
         }
     }
     int d = m->d_emb;
     for (int l = 0; l < m->nlayers && T > 0; l++) {
         const use_layer *ly = &m->layer[l];
         int dm = ly->d_model;
-        layer_norm(X, Y, T, d, ly->ln_s, ly->ln_b, ly->ln_eps);
+        use_vec_layer_norm(X, Y, T, d, ly->ln_s, ly->ln_b, ly->ln_eps);
         linear(Y, d, ly->w_qkv, ly->b_qkv, QKV, T, d, 3 * ly->d_att);
-        for (int t = 0; t < T; t++) {
-            float *q = QKV + (size_t)t * 3 * ly->d_att;
-            for (int j = 0; j < ly->d_att; j++) q[j] *= ly->q_scale;
-        }
+        for (int t = 0; t < T; t++) use_vec_scale(QKV + (size_t)t * 3 * ly->d_att, ly->q_scale, (size_t)ly->d_att);
         attention(ly, QKV, A, S, row0, ntok, n);
         linear(A, ly->d_att, ly->w_o, ly->b_o, H, T, ly->d_att, dm);
         if (ly->w_res) {
             linear(X, d, ly->w_res, ly->b_res, F, T, d, dm);
-            for (size_t k = 0; k < (size_t)T * dm; k++) H[k] += F[k];
+            use_vec_add(H, F, (size_t)T * dm);
         } else {
-            for (size_t k = 0; k < (size_t)T * dm; k++) H[k] += X[k];
+            use_vec_add(H, X, (size_t)T * dm);
         }
-        layer_norm(H, Y, T, dm, ly->ffn_ln_s, ly->ffn_ln_b, ly->ffn_ln_eps);
+        use_vec_layer_norm(H, Y, T, dm, ly->ffn_ln_s, ly->ffn_ln_b, ly->ffn_ln_eps);
         linear(Y, dm, ly->w1, ly->b1, F, T, dm, ly->d_ff);
-        for (size_t k = 0; k < (size_t)T * ly->d_ff; k++) F[k] = F[k] > 0.0f ? F[k] : 0.0f;
+        use_vec_relu(F, (size_t)T * ly->d_ff);
         linear(F, ly->d_ff, ly->w2, ly->b2, X, T, ly->d_ff, dm);
-        for (size_t k = 0; k < (size_t)T * dm; k++) X[k] += H[k];
+        use_vec_add(X, H, (size_t)T * dm);
         d = dm;
     }
     /* Mean over each text's rows (count max(n, 1): an empty text pools to zeros). */
@@ -163,8 +142,7 @@ int use_forward(const use_model *m, use_scratch *s, const int32_t *ids, const in
         float *p = P + (size_t)i * dfin;
         memset(p, 0, (size_t)dfin * sizeof *p);
         for (int k = 0; k < ntok[i]; k++) {
-            const float *x = X + (size_t)(row0[i] + k) * dfin;
-            for (int j = 0; j < dfin; j++) p[j] += x[j];
+            use_vec_add(p, X + (size_t)(row0[i] + k) * dfin, (size_t)dfin);
         }
         float cnt = (float)(ntok[i] > 1 ? ntok[i] : 1);
         for (int j = 0; j < dfin; j++) p[j] /= cnt;

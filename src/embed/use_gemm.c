@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <immintrin.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "embed/use_gemm.h"
 
@@ -97,19 +98,14 @@ void use_gemm_bias(const float *A, int lda, const float *B, const float *bias, f
         small_avx2(A, lda, B, bias, C, M, K, N);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N);
-    for (int r = 0; r < M; r++) {
-        float *c = C + (size_t)r * N;
-        for (int j = 0; j < N; j++) c[j] += bias[j];
-    }
+    use_gemm_bias_blas(A, lda, B, bias, C, M, K, N);
 }
 
+/* C starts as the bias rows and sgemm adds A B to it (beta = 1): one pass over C instead of sgemm zeroing
+ * it (beta = 0) and a second pass adding the bias; the sum is rounded the same way. */
 void use_gemm_bias_blas(const float *A, int lda, const float *B, const float *bias, float *C, int M, int K, int N) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N);
-    for (int r = 0; r < M; r++) {
-        float *c = C + (size_t)r * N;
-        for (int j = 0; j < N; j++) c[j] += bias[j];
-    }
+    for (int r = 0; r < M; r++) memcpy(C + (size_t)r * N, bias, (size_t)N * sizeof *C);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, N, 1.0f, C, N);
 }
 
 int use_gemm_small_available(void) { return have_avx2_fma(); }
