@@ -57,6 +57,7 @@ static int take_all(user_svc *u, rb_plan *p, arena *a)
 {
     if (u->n == 0)
         return 0;
+    snprintf(p->taken_session, sizeof p->taken_session, "%s", u->session_id);
     rb_round *t = arena_alloc(a, (p->n_taken + u->n) * sizeof *t);
     const char **ids = arena_alloc(a, (p->n_taken + u->n) * sizeof *ids);
     if (!t || !ids)
@@ -147,11 +148,19 @@ void rb_commit(round_buffer *rb, rb_plan *p, const char *round_id)
     p->u = NULL;
 }
 
-/* Puts the rounds a plan took back in front of what arrived meanwhile (u->mu held). */
-static void restore_taken(user_svc *u, const rb_plan *p)
+/* Puts the rounds a plan took back (u->mu held). If rounds of another session arrived meanwhile, the taken
+ * ones are older than those and of a different session: the buffer keeps the newer rounds and the taken
+ * ones are returned to the caller for consolidation (*stale set). */
+static void restore_taken(user_svc *u, const rb_plan *p, int *stale)
 {
+    *stale = 0;
     if (!p->n_taken)
         return;
+    if (u->n > 0 && strcmp(u->session_id, p->taken_session) != 0) {
+        *stale = 1;
+        return;
+    }
+    snprintf(u->session_id, sizeof u->session_id, "%s", p->taken_session);
     rb_round *keep = u->rounds;
     size_t n = u->n;
     u->rounds = NULL;
@@ -169,10 +178,17 @@ void rb_abort(round_buffer *rb, rb_plan *p)
     user_svc *u = p->u;
     if (!u)
         return;
+    int stale;
     pthread_mutex_lock(&u->mu);
-    restore_taken(u, p);
+    restore_taken(u, p, &stale);
     release_pending(u, p);
     pthread_mutex_unlock(&u->mu);
+    if (stale) {
+        int rc = rb->st->ops->rounds_consolidate(rb->st, p->consolidate, p->n_taken);
+        if (rc != STORE_OK)
+            log_warn("round buffer: consolidating %zu rounds of a superseded session failed: %s", p->n_taken,
+                     store_rc_name(rc));
+    }
     registry_put(u);
     p->u = NULL;
 }
@@ -246,9 +262,12 @@ static void flush_if_idle(user_svc *u, void *arg)
             c->flushed += (int)p.n_taken;
         } else {
             log_warn("round buffer: idle consolidation of %zu rounds failed: %s (will retry)", p.n_taken, store_rc_name(rc));
+            int stale;
             pthread_mutex_lock(&u->mu);
-            restore_taken(u, &p);
+            restore_taken(u, &p, &stale);
             pthread_mutex_unlock(&u->mu);
+            if (stale) /* rounds of another session arrived meanwhile: these stay buffered in the store */
+                log_warn("round buffer: %zu rounds stay buffered until the next start restores them", p.n_taken);
         }
     }
     arena_free(&a);

@@ -41,6 +41,7 @@ typedef struct round_buffer {
 typedef struct rb_plan {
     user_svc *u;
     char session_id[REG_ID_MAX];
+    char taken_session[REG_ID_MAX]; /* session of the taken rounds, restored with them on abort */
     int tokens;
     int consolidate_new;
     rb_round *taken; /* arena array */

@@ -28,12 +28,14 @@ static int is_word_byte(unsigned char c)
 const char **terms_extract(arena *a, const char *text, size_t *n)
 {
     *n = 0;
-    const char **all = arena_alloc(a, TERMS_MAX * sizeof *all);
-    if (!all)
+    /* content words and stop words are collected apart, so stop words never crowd out content words */
+    const char **words = arena_alloc(a, TERMS_MAX * sizeof *words);
+    const char **stops = arena_alloc(a, TERMS_MAX * sizeof *stops);
+    if (!words || !stops)
         return NULL;
-    size_t na = 0;
+    size_t nw = 0, ns = 0;
     const unsigned char *p = (const unsigned char *)text;
-    while (*p && na < TERMS_MAX) {
+    while (*p && nw < TERMS_MAX) {
         while (*p && !is_word_byte(*p))
             p++;
         const unsigned char *s = p;
@@ -56,23 +58,19 @@ const char **terms_extract(arena *a, const char *text, size_t *n)
         for (char *q = w; *q; q++)
             if (*q >= 'A' && *q <= 'Z')
                 *q = (char)(*q - 'A' + 'a');
+        int stop = terms_is_stopword(w);
+        const char **list = stop ? stops : words;
+        size_t *cnt = stop ? &ns : &nw;
         int dup = 0;
-        for (size_t i = 0; i < na && !dup; i++)
-            dup = strcmp(all[i], w) == 0;
-        if (!dup)
-            all[na++] = w;
+        for (size_t i = 0; i < *cnt && !dup; i++)
+            dup = strcmp(list[i], w) == 0;
+        if (!dup && *cnt < TERMS_MAX)
+            list[(*cnt)++] = w;
     }
-    const char **kept = arena_alloc(a, (na ? na : 1) * sizeof *kept);
-    if (!kept)
-        return NULL;
-    size_t nk = 0;
-    for (size_t i = 0; i < na; i++)
-        if (!terms_is_stopword(all[i]))
-            kept[nk++] = all[i];
-    if (nk == 0) { /* only stop words: search for them rather than nothing */
-        *n = na;
-        return all;
+    if (nw == 0) { /* only stop words: search for them rather than nothing */
+        *n = ns;
+        return stops;
     }
-    *n = nk;
-    return kept;
+    *n = nw;
+    return words;
 }
