@@ -5,7 +5,7 @@
 #define MEMFUSE_USE_GEMM_H
 
 #ifndef USE_GEMM_SMALL_M
-#define USE_GEMM_SMALL_M 12
+#define USE_GEMM_SMALL_M 18
 #endif
 
 void use_gemm_bias(const float *A, int lda, const float *B, const float *bias, float *C, int M, int K, int N);
