@@ -1,0 +1,83 @@
+/* libFuzzer target for the embedders' text front end: the SentencePiece tokenizer (on the real USE-lite
+ * vocabulary when models/use-lite is present, and always on a small vocabulary with the real one's
+ * oddities: null and positive scores, duplicates, pieces whose first character is not a piece), NFKC
+ * normalisation of arbitrary bytes, and the JSON quoting used for requests and CLI output.
+ * Input: byte 0 picks the vocabulary, the rest is the text. Checked: no crash or sanitizer report; every
+ * id in range; at most one id per code point (+1 for the leading U+2581); the same result with a short
+ * output buffer; the quoted text parses back as a JSON string. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed/embed_utf8.h"
+#include "embed/spm.h"
+
+static spm *real_vocab, *small_vocab; /* built once per fuzzing process */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    char err[256];
+    const char *dir = getenv("MEMFUSE_MODEL_DIR");
+    char path[1100];
+    snprintf(path, sizeof path, "%s/vocab.json", dir && *dir ? dir : "models/use-lite");
+    real_vocab = spm_load(path, SPM_RESERVED_DEFAULT, NULL, err, sizeof err);
+    static const char *pieces[] = {"\xef\xbf\xbd", "<s>", "</s>", "\xe2\x96\x81", "\xe2\x96\x81the", "the", "t", "h",
+                                   "e", ":", ":30", "\xe2\x80\x9d" "5", "\xe2\x80\x9d" "5", "\xe6\x9d\xb1\xe4\xba\xac",
+                                   "ab", "abc", "\xe2\x96\x81\xe2\x96\x81", "x", "\xf0\x9f\x98\x80"};
+    static const double scores[] = {0, 0, 0, -2.0, -3.0, -4.0, -5.0, -5.5, -5.0, NAN, 30.0, -7.0, -9.0, -6.0,
+                                    -4.0, -3.5, -1.0, -8.0, -2.0};
+    small_vocab = spm_from_pieces(pieces, scores, (int)(sizeof pieces / sizeof pieces[0]), 3, err, sizeof err);
+    if (!small_vocab) {
+        fprintf(stderr, "fuzz_tokenizer: %s\n", err);
+        abort();
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size == 0) return 0;
+    spm *s = (data[0] & 1) && real_vocab ? real_vocab : small_vocab;
+    const char *text = (const char *)data + 1;
+    size_t len = size - 1;
+    size_t cap = len + 2;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) return 0;
+    int n = spm_encode(s, text, len, ids, (int)cap);
+    if (n < 0 || (size_t)n > cap) abort();
+    /* NFKC may expand (one byte can become several code points), so bound by the normalised length. */
+    size_t nlen = 0;
+    char *norm = embed_utf8_nfkc(text, len, 0, &nlen);
+    if (!norm) abort();
+    size_t ncp = 0;
+    for (size_t i = 0; i < nlen;) {
+        int32_t cp;
+        i += embed_utf8_next((const unsigned char *)norm + i, nlen - i, &cp);
+        ncp++;
+    }
+    free(norm);
+    if ((size_t)n > ncp + 1) abort();
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= spm_vocab_size(s)) abort();
+    int32_t few[3];
+    int m = spm_encode(s, text, len, few, 3);
+    if (m != n) abort();
+    for (int i = 0; i < n && i < 3; i++)
+        if (few[i] != ids[i]) abort();
+    free(ids);
+    /* JSON quoting of arbitrary bytes yields a JSON string cJSON accepts. */
+    char *q = malloc(6 * len + 3);
+    if (!q) return 0;
+    size_t qn = embed_utf8_json_quote(text, len, q);
+    cJSON *j = cJSON_ParseWithLength(q, qn);
+    if (!cJSON_IsString(j)) abort();
+    cJSON_Delete(j);
+    free(q);
+    return 0;
+}
