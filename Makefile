@@ -20,6 +20,7 @@ SAN     ?=
 OPT     ?= -O2 -g
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing -pthread $(OPT) $(SAN) -Isrc -MMD -MP
+CFLAGS  += $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 LDFLAGS := -pthread $(SAN)
 LDLIBS  := -lmicrohttpd -lcjson -lsqlite3 -lpq -lcurl -lopenblas -lutf8proc -lxxhash -lm
 

@@ -6,8 +6,9 @@
  *   memfuse version | help
  *
  * Start-up order: logging, store (schema migrated), registry and round buffer (restored from the store),
- * embedder, HTTP server; then one line on stdout saying where it listens. SIGTERM/SIGINT: stop accepting,
- * wait for requests in flight, stop the timer, close the store (WAL checkpointed), exit 0. */
+ * embedder and embedding pipeline (which first embeds whatever the store holds without a vector), HTTP
+ * server; then one line on stdout saying where it listens. SIGTERM/SIGINT: stop accepting, wait for
+ * requests in flight, stop the pipeline and the timer, close the store (WAL checkpointed), exit 0. */
 #include "api/app.h"
 #include "embed/embed.h"
 #include "embed/embed_cli.h"
@@ -23,7 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_FLAG } opt_type;
+typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_FLAG, OPT_DOUBLE } opt_type;
 
 typedef struct option_def {
     const char *flag, *env;
@@ -85,6 +86,15 @@ static int set_option(const option_def *o, const char *val)
     }
     case OPT_SIZE:
         return parse_size(val, (size_t *)o->target);
+    case OPT_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(val, &end);
+        if (errno || end == val || *end || !(v >= 0 && v <= 1000))
+            return -1;
+        *(double *)o->target = v;
+        return 0;
+    }
     }
     return -1;
 }
@@ -149,7 +159,9 @@ static int cmd_serve(int argc, char **argv)
 {
     app_config cfg = {.host = "0.0.0.0", .port = 8000, .data_dir = "./data", .store_kind = "sqlite",
                       .threads = default_threads(), .max_body = 8u << 20, .log_level = "info",
-                      .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000}};
+                      .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000},
+                      .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
+                      .w_keyword = 2.0, .w_vector = 1.0};
     int idle_s = 60;
     char err[512];
     embed_config ec;
@@ -172,6 +184,12 @@ static int cmd_serve(int argc, char **argv)
         {"--buffer-rounds", "MEMFUSE_BUFFER_ROUNDS", OPT_INT, &cfg.buffer.max_rounds, "rounds per buffer"},
         {"--buffer-tokens", "MEMFUSE_BUFFER_TOKENS", OPT_INT, &cfg.buffer.max_tokens, "tokens per buffer"},
         {"--buffer-idle", "MEMFUSE_BUFFER_IDLE", OPT_INT, &idle_s, "seconds before an idle buffer flushes"},
+        {"--embed-workers", "MEMFUSE_EMBED_WORKERS", OPT_INT, &cfg.embedq.workers, "embedding worker threads"},
+        {"--embed-batch", "MEMFUSE_EMBED_BATCH", OPT_INT, &cfg.embedq.batch_max, "texts per embedding batch"},
+        {"--embed-wait-ms", "MEMFUSE_EMBED_WAIT_MS", OPT_INT, &cfg.embedq.wait_ms, "longest wait for a batch"},
+        {"--embed-queue", "MEMFUSE_EMBED_QUEUE", OPT_INT, &cfg.embedq.capacity, "embedding queue capacity"},
+        {"--weight-keyword", "MEMFUSE_WEIGHT_KEYWORD", OPT_DOUBLE, &cfg.w_keyword, "RRF weight of BM25"},
+        {"--weight-vector", "MEMFUSE_WEIGHT_VECTOR", OPT_DOUBLE, &cfg.w_vector, "RRF weight of dense search"},
     };
     if (parse_options(opts, (int)(sizeof opts / sizeof opts[0]), argc, argv) != 0) {
         usage(stderr);
@@ -203,8 +221,7 @@ static int cmd_serve(int argc, char **argv)
     app ap = {.cfg = &cfg, .started_us = time_now_us()};
     ids_gen_init(&ap.ids);
     int rc = 1;
-    int rb_ok = 0;
-    embedder *emb = NULL;
+    int rb_ok = 0, eq_ok = 0;
     http_server *srv = NULL;
     ap.st = open_store(&cfg, &ap.ids, cfg.threads + 2);
     if (!ap.st)
@@ -224,12 +241,23 @@ static int cmd_serve(int argc, char **argv)
         log_error("cannot start the round-buffer timer");
         goto done;
     }
-    emb = embed_open(&ec, err, sizeof err);
-    if (!emb) {
+    ap.emb = embed_open(&ec, err, sizeof err);
+    if (!ap.emb) {
         log_error("cannot open the embedder: %s", err);
         goto done;
     }
-    cfg.embedder = embed_model_id(emb);
+    cfg.embedder = embed_model_id(ap.emb);
+    ap.ui = (user_index){.reg = &ap.reg, .st = ap.st, .model = embed_model_id(ap.emb), .dim = embed_dim(ap.emb)};
+    const store_ops *so = ap.st->ops;
+    if (!so->units_unembedded || !so->units_get || !so->vectors_put || !so->vectors_of_user || !so->hits_get) {
+        log_warn("store %s keeps no vectors yet: dense retrieval is off (keyword search only)", cfg.store_kind);
+    } else if (embedq_start(&ap.eq, &cfg.embedq, ap.st, ap.emb, &ap.ui) != 0) {
+        log_error("cannot start the embedding pipeline");
+        goto done;
+    } else {
+        eq_ok = 1;
+        ap.dense = 1;
+    }
 
     http_server_config hc = {.host = cfg.host, .port = cfg.port, .threads = cfg.threads, .max_body = cfg.max_body};
     srv = http_server_start(&hc, app_dispatch, &ap, err, sizeof err);
@@ -252,9 +280,11 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 done:
     http_server_stop(srv);
+    if (eq_ok)
+        embedq_stop(&ap.eq);
     if (rb_ok)
         rb_stop(&ap.rb);
-    embed_close(emb);
+    embed_close(ap.emb);
     store_close(ap.st);
     registry_destroy(&ap.reg);
     if (rc == 0)

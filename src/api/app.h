@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/embedq.h"
 #include "core/registry.h"
+#include "core/user_index.h"
 #include "http/http.h"
 #include "core/round_buffer.h"
 #include "store/store.h"
@@ -30,6 +32,8 @@ typedef struct app_config {
     const char *log_level;
     rb_config buffer;
     const char *embedder; /* name reported by health */
+    embedq_config embedq;
+    double w_keyword, w_vector; /* fusion weights (RRF) */
 } app_config;
 
 /* Per-route request metrics (the last slot counts requests that matched no route). */
@@ -47,6 +51,10 @@ typedef struct app {
     ids_gen ids;
     registry reg;
     round_buffer rb;
+    embedder *emb;
+    user_index ui;
+    embedq eq;
+    int dense; /* the store keeps vectors and the pipeline runs: the vector path is on */
     int64_t started_us;
     route_stats routes[APP_MAX_ROUTES + 1];
 } app;

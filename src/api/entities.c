@@ -199,6 +199,7 @@ static void entity_delete(http_request *req, http_response *res, const entity_wo
         res->no_body = 1;
         return;
     }
+    uidx_unload_all(&ap->ui); /* its sessions (of any user) are gone: indexes reload from the store */
     jw *j = env_begin(res, 200);
     jw_obj(j);
     jw_kstr(j, "agent_id", id);

@@ -67,8 +67,11 @@ void api_knowledge_add(http_request *req, http_response *res)
         api_user_not_found(res, req->params[0]);
     else if (rc != STORE_OK)
         api_store_error(res, rc, "add knowledge items");
-    else
+    else {
+        if (api_app(req)->dense)
+            embedq_push(&api_app(req)->eq, STORE_HIT_KNOWLEDGE, ids, n);
         id_array(res, 201, ids, n, "Knowledge items added successfully");
+    }
 out:
     v_free(&v);
 }
@@ -132,8 +135,13 @@ static void change(http_request *req, http_response *res, int update)
             api_user_not_found(res, req->params[0]);
         else if (rc != STORE_OK)
             api_store_error(res, rc, update ? "update knowledge items" : "delete knowledge items");
-        else
+        else {
+            app *ap = api_app(req);
+            uidx_remove(&ap->ui, req->params[0], done, nd);
+            if (update && ap->dense)
+                embedq_push(&ap->eq, STORE_HIT_KNOWLEDGE, done, nd);
             id_array(res, 200, done, nd, update ? "Knowledge items updated successfully" : "Knowledge items deleted successfully");
+        }
     }
     v_free(&v);
 }

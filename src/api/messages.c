@@ -89,6 +89,8 @@ void api_messages_add(http_request *req, http_response *res)
         goto out;
     }
     rb_commit(&ap->rb, &plan, added.round_id);
+    if (ap->dense)
+        embedq_push(&ap->eq, STORE_HIT_MESSAGE, added.message_ids, added.n);
     jw *j = env_begin(res, 201);
     jw_obj(j);
     api_write_id_list(j, "message_ids", added.message_ids, added.n);
@@ -218,6 +220,10 @@ static void change(http_request *req, http_response *res, int update)
     } else if (rc != STORE_OK) {
         api_store_error(res, rc, update ? "update messages" : "delete messages");
     } else {
+        app *ap = api_app(req);
+        uidx_remove(&ap->ui, s.user_id, ids, n); /* stale vectors leave the index; updates are re-embedded */
+        if (update && ap->dense)
+            embedq_push(&ap->eq, STORE_HIT_MESSAGE, ids, n);
         jw *j = env_begin(res, 200);
         jw_obj(j);
         api_write_id_list(j, "message_ids", ids, n);

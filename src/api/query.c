@@ -7,8 +7,11 @@
 #include "api/api.h"
 #include "search/fusion.h"
 #include "search/terms.h"
+#include "search/vindex.h"
+#include "util/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const STORE_TYPES[] = {"vector", "keyword", "graph", NULL};
@@ -82,13 +85,32 @@ static int check_scope(http_request *req, http_response *res, const query_req *q
     return 0;
 }
 
-static void write_hit(jw *j, const store_hit *h, int rank, double score, const query_req *q, const char *user_id)
+/* One result candidate: found by BM25 (rank_k > 0, hit set), by dense search (rank_v > 0), or both. */
+typedef struct cand {
+    const char *id;
+    int type;
+    int rank_k, rank_v;
+    double bm25, score;
+    float sim;
+    const store_hit *hit;
+} cand;
+
+static int by_score(const void *a, const void *b)
 {
+    const cand *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return strcmp(x->id, y->id);
+}
+
+static void write_hit(jw *j, const cand *c, const query_req *q, const char *user_id)
+{
+    const store_hit *h = c->hit;
     int is_msg = h->type == STORE_HIT_MESSAGE;
     jw_obj(j);
     jw_kstr(j, "id", h->id);
     jw_kstr(j, "content", h->content);
-    jw_kdouble(j, "score", score);
+    jw_kdouble(j, "score", c->score);
     jw_kstr(j, "type", is_msg ? "message" : "knowledge");
     jw_kstr(j, "role", is_msg ? h->role : NULL);
     jw_kstr(j, "created_at", h->created_at);
@@ -107,16 +129,81 @@ static void write_hit(jw *j, const store_hit *h, int rank, double score, const q
     jw_key(j, "retrieval");
     jw_obj(j);
     jw_kstr(j, "source", q->store_type ? q->store_type : "hybrid");
+    if (c->rank_v)
+        jw_kdouble(j, "similarity", c->sim);
     if (q->explain) {
-        jw_key(j, "keyword");
-        jw_obj(j);
-        jw_kint(j, "rank", rank);
-        jw_kdouble(j, "score", h->score);
-        jw_obj_end(j);
+        if (c->rank_k) {
+            jw_key(j, "keyword");
+            jw_obj(j);
+            jw_kint(j, "rank", c->rank_k);
+            jw_kdouble(j, "score", c->bm25);
+            jw_obj_end(j);
+        }
+        if (c->rank_v) {
+            jw_key(j, "vector");
+            jw_obj(j);
+            jw_kint(j, "rank", c->rank_v);
+            jw_kdouble(j, "similarity", c->sim);
+            jw_obj_end(j);
+        }
     }
     jw_obj_end(j);
     jw_obj_end(j);
     jw_obj_end(j);
+}
+
+/* Dense path: embeds the query and searches the user's index. Returns a store_rc; *hits in the arena. */
+static int dense(http_request *req, const query_req *q, const char *user_id, int n, vindex_hit **hits, size_t *nh)
+{
+    app *ap = api_app(req);
+    *nh = 0;
+    int dim = embed_dim(ap->emb);
+    float *qv = arena_alloc(req->a, (size_t)dim * sizeof *qv);
+    *hits = arena_alloc(req->a, (size_t)n * sizeof **hits);
+    if (!qv || !*hits)
+        return STORE_ERROR;
+    size_t len = strlen(q->query);
+    char err[256];
+    if (embed_batch(ap->emb, &q->query, &len, 1, qv, err, sizeof err) != 0) {
+        log_warn("query embedding failed: %s", err);
+        return STORE_UNAVAILABLE;
+    }
+    user_svc *svc;
+    int rc;
+    vindex *vi = uidx_acquire(&ap->ui, user_id, &svc, &rc);
+    if (!vi)
+        return rc;
+    vindex_filter f = {.agent_id = q->agent_id, .messages = q->include_messages, .knowledge = q->include_knowledge};
+    *nh = vindex_search(vi, qv, (size_t)n, &f, *hits);
+    uidx_release(svc);
+    return STORE_OK;
+}
+
+/* Loads the records of candidates found only by the dense path. */
+static int hydrate(http_request *req, cand *c, size_t n)
+{
+    store *st = api_app(req)->st;
+    for (int type = 0; type < 2; type++) {
+        const char **ids = arena_alloc(req->a, (n ? n : 1) * sizeof *ids);
+        if (!ids)
+            return STORE_ERROR;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!c[i].hit && c[i].type == type)
+                ids[k++] = c[i].id;
+        if (!k)
+            continue;
+        store_hit *h;
+        size_t nh;
+        int rc = st->ops->hits_get(st, (enum store_hit_type)type, ids, k, req->a, &h, &nh);
+        if (rc != STORE_OK)
+            return rc;
+        for (size_t i = 0; i < nh; i++)
+            for (size_t m = 0; m < n; m++)
+                if (!c[m].hit && c[m].type == type && strcmp(c[m].id, h[i].id) == 0)
+                    c[m].hit = &h[i];
+    }
+    return STORE_OK;
 }
 
 void api_query(http_request *req, http_response *res)
@@ -130,40 +217,95 @@ void api_query(http_request *req, http_response *res)
     store_entity user;
     if (api_load_user(req, res, user_id, &user) || check_scope(req, res, &q, user_id))
         goto out;
+    app *ap = api_app(req);
+    int hybrid = !q.store_type;
+    int want_k = hybrid || strcmp(q.store_type, "keyword") == 0;
+    int want_v = ap->dense && (hybrid || strcmp(q.store_type, "vector") == 0);
+    /* each path looks deeper than top_k when results are fused */
+    int depth = hybrid ? (int)(q.top_k * 2 < 50 ? 50 : q.top_k * 2) : (int)q.top_k;
+    if (depth > API_TOPK_MAX)
+        depth = API_TOPK_MAX;
+    if (!q.include_messages && !q.include_knowledge)
+        want_k = want_v = 0;
 
-    store_hit *hits = NULL;
-    size_t n = 0;
-    int keyword_path = !q.store_type || strcmp(q.store_type, "keyword") == 0;
-    if (keyword_path) {
+    store_hit *kh = NULL;
+    size_t nk = 0;
+    if (want_k) {
         size_t nt;
         const char **terms = terms_extract(req->a, q.query, &nt);
         store_search s = {.user_id = user_id, .agent_id = q.agent_id, .terms = terms, .n_terms = terms ? nt : 0,
                           .include_messages = q.include_messages, .include_knowledge = q.include_knowledge,
-                          .limit = (int)q.top_k};
-        store *st = api_app(req)->st;
-        int rc = st->ops->search_keyword(st, &s, req->a, &hits, &n);
+                          .limit = depth};
+        int rc = ap->st->ops->search_keyword(ap->st, &s, req->a, &kh, &nk);
         if (rc != STORE_OK) {
             api_store_error(res, rc, "query memory");
             goto out;
         }
     }
+    vindex_hit *vh = NULL;
+    size_t nv = 0;
+    if (want_v) {
+        int rc = dense(req, &q, user_id, depth, &vh, &nv);
+        if (rc != STORE_OK && !hybrid) {
+            api_store_error(res, rc, "query memory");
+            goto out;
+        }
+        if (rc != STORE_OK) /* hybrid degrades to the keyword path */
+            nv = 0;
+    }
+
+    cand *c = arena_calloc(req->a, nk + nv + 1, sizeof *c);
+    if (!c) {
+        api_store_error(res, STORE_ERROR, "query memory");
+        goto out;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nk; i++)
+        c[n++] = (cand){.id = kh[i].id, .type = kh[i].type, .rank_k = (int)i + 1, .bm25 = kh[i].score, .hit = &kh[i]};
+    for (size_t i = 0; i < nv; i++) {
+        size_t m = 0;
+        while (m < nk && strcmp(c[m].id, vh[i].id) != 0)
+            m++;
+        if (m == nk)
+            c[m = n++] = (cand){.id = vh[i].id, .type = vh[i].type};
+        c[m].rank_v = (int)i + 1;
+        c[m].sim = vh[i].sim;
+    }
+    double weights[2] = {ap->cfg->w_keyword, ap->cfg->w_vector};
+    for (size_t i = 0; i < n; i++) {
+        if (hybrid) {
+            int ranks[2] = {c[i].rank_k, c[i].rank_v};
+            c[i].score = fusion_rrf(ranks, weights, 2);
+        } else if (want_k) {
+            c[i].score = kh[0].score > 0 ? c[i].bm25 / kh[0].score : 1.0;
+        } else {
+            c[i].score = c[i].sim < 0 ? 0 : c[i].sim > 1 ? 1 : c[i].sim;
+        }
+    }
+    qsort(c, n, sizeof *c, by_score);
+    if (n > (size_t)q.top_k)
+        n = (size_t)q.top_k;
+    int rc = hydrate(req, c, n);
+    if (rc != STORE_OK) {
+        api_store_error(res, rc, "query memory");
+        goto out;
+    }
+    size_t shown = 0;
+    for (size_t i = 0; i < n; i++)
+        shown += c[i].hit != NULL; /* a unit deleted since the index saw it is left out */
     jw *j = env_begin(res, 200);
     jw_obj(j);
     jw_key(j, "results");
     jw_arr(j);
-    static const double weights[1] = {1.0};
-    for (size_t i = 0; i < n; i++) {
-        int rank = (int)i + 1;
-        double score = q.store_type ? (hits[0].score > 0 ? hits[i].score / hits[0].score : 1.0)
-                                    : fusion_rrf(&rank, weights, 1);
-        write_hit(j, &hits[i], rank, score, &q, user_id);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (c[i].hit)
+            write_hit(j, &c[i], &q, user_id);
     jw_arr_end(j);
-    jw_kint(j, "total", (int64_t)n);
+    jw_kint(j, "total", (int64_t)shown);
     jw_obj_end(j);
     char msg[64];
-    if (n)
-        snprintf(msg, sizeof msg, "Found %zu results", n);
+    if (shown)
+        snprintf(msg, sizeof msg, "Found %zu results", shown);
     else
         snprintf(msg, sizeof msg, "No results found");
     env_end(res, msg);

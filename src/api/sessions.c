@@ -184,6 +184,7 @@ void api_sessions_delete(http_request *req, http_response *res)
         return;
     }
     rb_forget_session(&ap->rb, s.user_id, s.id);
+    uidx_remove_session(&ap->ui, s.user_id, s.id);
     jw *j = env_begin(res, 200);
     jw_obj(j);
     jw_kstr(j, "session_id", s.id);

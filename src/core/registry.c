@@ -18,6 +18,8 @@ int registry_init(registry *r)
 
 static void svc_free(user_svc *u)
 {
+    vindex_free(u->vi);
+    pthread_rwlock_destroy(&u->vi_lock);
     pthread_mutex_destroy(&u->mu);
     free(u->rounds);
     free(u);
@@ -88,6 +90,7 @@ user_svc *registry_get(registry *r, const char *user_id, int create)
         return NULL;
     memcpy(fresh->user_id, user_id, len + 1);
     pthread_mutex_init(&fresh->mu, NULL);
+    pthread_rwlock_init(&fresh->vi_lock, NULL);
     atomic_init(&fresh->refs, 2); /* the map's and the caller's */
 
     pthread_rwlock_wrlock(&r->lock);

@@ -6,8 +6,8 @@
  * the caller gives back with registry_put(); registry_remove() unlinks it (user deleted) and it is freed
  * when the last reference goes.
  *
- * A user_svc holds the user's round buffer (round_buffer.h), guarded by its own mutex; later layers add
- * their per-user state (vector index, result cache) here. */
+ * A user_svc holds the user's round buffer (round_buffer.h), guarded by its own mutex, and the user's
+ * vector index (user_index.h), guarded by its read-write lock. */
 #ifndef MEMFUSE_REGISTRY_H
 #define MEMFUSE_REGISTRY_H
 
@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "search/vindex.h"
 #include "util/ids.h"
 
 #define REG_ID_MAX 40 /* ids are UUID strings (36 bytes) */
@@ -38,6 +39,10 @@ typedef struct user_svc {
     int tokens;
     int pending, pending_tokens; /* adds planned but not yet committed */
     int64_t last_write_ms;
+
+    /* vector index (core/user_index.h), guarded by vi_lock; NULL until first loaded from the store */
+    pthread_rwlock_t vi_lock;
+    vindex *vi;
 } user_svc;
 
 typedef struct registry {

@@ -130,6 +130,21 @@ typedef struct store_hit {
     double score; /* backend relevance, >= 0, higher is better (BM25) */
 } store_hit;
 
+/* A retrieval unit (a message or a knowledge item) as the embedding pipeline sees it. version is the
+ * unit's updated_at: a vector is stored only if the unit still has the version it was embedded from. */
+typedef struct store_unit {
+    enum store_hit_type type;
+    int64_t seq; /* backend order key, for resumable scans */
+    const char *id, *user_id, *session_id, *agent_id; /* session and agent NULL for knowledge */
+    const char *text, *version;
+} store_unit;
+
+/* A stored vector with what the in-memory index filters on (text and version not loaded). */
+typedef struct store_vector {
+    store_unit u;
+    const float *vec;
+} store_vector;
+
 typedef struct store_counts {
     int schema_version;
     int64_t users, agents, sessions, rounds, messages, knowledge, api_keys, vectors;
@@ -208,6 +223,23 @@ typedef struct store_ops {
     int (*chunks_list)(store *s, const char *session_id, const char *round_id, enum store_chunk_store which,
                        const store_page *p, arena *a, store_chunk **out, size_t *n, int64_t *total);
     int (*chunks_stats)(store *s, const char *user_id, const char *session_id, store_chunk_stats *out);
+
+    /* Units of one type without a vector for model, seq > after, in seq order, at most limit. */
+    int (*units_unembedded)(store *s, enum store_hit_type type, const char *model, int64_t after, int limit,
+                            arena *a, store_unit **out, size_t *n);
+    /* The current state of the given units (ids that no longer exist are left out). */
+    int (*units_get)(store *s, enum store_hit_type type, const char *const *ids, size_t n, arena *a,
+                     store_unit **out, size_t *n_out);
+    /* Stores vecs[i] (dim floats) for units[i] if that unit still has units[i].version; replaces a vector of
+     * another model. *stored counts the vectors written. */
+    int (*vectors_put)(store *s, const store_unit *units, size_t n, const float *vecs, int dim, const char *model,
+                       size_t *stored);
+    /* Every vector of the user for model (dim floats each). */
+    int (*vectors_of_user)(store *s, const char *user_id, const char *model, int dim, arena *a, store_vector **out,
+                           size_t *n);
+    /* Full hit records for ids of one type (request order; missing ids left out); score is 0. */
+    int (*hits_get)(store *s, enum store_hit_type type, const char *const *ids, size_t n, arena *a, store_hit **out,
+                    size_t *n_out);
 
     int (*counts)(store *s, store_counts *out);
     int (*reset)(store *s);    /* delete every row, keep the schema */

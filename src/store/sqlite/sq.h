@@ -105,6 +105,7 @@ void sq_ops_messages(store_ops *ops);
 void sq_ops_knowledge(store_ops *ops);
 void sq_ops_search(store_ops *ops);
 void sq_ops_admin(store_ops *ops);
+void sq_ops_vectors(store_ops *ops);
 
 #define SQ(s) ((sq_store *)(s))
 

@@ -41,6 +41,7 @@ static void sq_ops_init(void)
     sq_ops_knowledge(&sq_ops);
     sq_ops_search(&sq_ops);
     sq_ops_admin(&sq_ops);
+    sq_ops_vectors(&sq_ops);
 }
 
 static int mkdir_p(const char *dir)

