@@ -7,6 +7,10 @@
  * value is weight * (1 + ln tf) (sub-linear term frequency). The vector is L2-normalised; a text without
  * any feature gets one fixed "empty" feature so that every output has unit norm.
  *
+ * Texts longer than HASH_MAX_TEXT_BYTES are read up to their last space before that limit (or a character
+ * boundary), which bounds the memory of a call (~200 bytes of features per word); longer documents are
+ * meant to be chunked.
+ *
  * The embedder has no mutable state: any number of threads may call it at once. Vectors are stable
  * across runs and machines (XXH3 is specified bit-exactly), so they may be stored. */
 #include <math.h>
@@ -63,6 +67,8 @@ static int is_word_cp(int32_t cp) {
     }
 }
 
+#define HASH_MAX_TEXT_BYTES (256u << 10)
+
 enum { SEED_WORD = 0x776f7264, SEED_NGRAM = 0x6e6772, SEED_EMPTY = 0x656d70 };
 
 /* Features of one word w[0..wlen) (UTF-8); offs[0..ncp] are the byte offsets of its code points. */
@@ -88,6 +94,7 @@ static int word_features(feat_vec *f, const char *w, size_t wlen, const size_t *
 }
 
 static int hash_one(const hash_state *st, const char *text, size_t len, float *out) {
+    len = embed_utf8_clip(text, len, HASH_MAX_TEXT_BYTES);
     size_t nlen;
     char *norm = embed_utf8_nfkc(text, len, 1, &nlen);
     if (!norm) return -1;

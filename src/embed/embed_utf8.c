@@ -138,3 +138,13 @@ size_t embed_utf8_json_quote(const char *s, size_t len, char *out) {
     out[o] = 0;
     return o;
 }
+
+size_t embed_utf8_clip(const char *s, size_t len, size_t max) {
+    if (len <= max) return len;
+    size_t cut = max;
+    while (cut > max / 2 && s[cut] != ' ') cut--;
+    if (s[cut] == ' ') return cut;
+    cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+    return cut;
+}

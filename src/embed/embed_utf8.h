@@ -19,6 +19,10 @@ size_t embed_utf8_put(int32_t cp, unsigned char *out);
  * (it is already NFKC) unless casefold asks for lower case. */
 char *embed_utf8_nfkc(const char *s, size_t len, int casefold, size_t *outlen);
 
+/* The length of s[0..len) cut to at most max bytes (max >= 8): at the last ' ' in the second half of the
+ * limit, else on a UTF-8 character boundary. Returns len when len <= max. */
+size_t embed_utf8_clip(const char *s, size_t len, size_t max);
+
 /* Writes s[0..len) as a JSON string literal (with quotes) into out, which must have room for 6 * len + 3
  * bytes. Ill-formed UTF-8 becomes U+FFFD; control characters, '"' and '\\' are escaped. Returns the length
  * written (out is NUL-terminated). */

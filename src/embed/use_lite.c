@@ -15,12 +15,19 @@
 #include <string.h>
 
 #include "embed/embed_backend.h"
+#include "embed/embed_utf8.h"
 #include "embed/spm.h"
 #include "embed/use_model.h"
 
 #ifndef USE_CHUNK_TOKENS
 #define USE_CHUNK_TOKENS 512
 #endif
+/* Only the first 128 tokens reach the model, and 128 tokens of text are at most a few KB (a piece is at
+ * most 16 code points), so a text is cut to this many bytes (at its last space before the limit) before
+ * tokenizing: that bounds a call's memory (the lattice costs ~40 bytes per code point) for any input.
+ * Ids can only differ from the reference's for a longer text whose first 128 tokens span more than 64 KB
+ * (e.g. a 64 KB run of characters the vocabulary lacks, which is one token). */
+#define USE_MAX_TEXT_BYTES 65536
 
 typedef struct use_lite {
     spm *tok;
@@ -60,8 +67,11 @@ static void scratch_put(use_lite *u, use_scratch *s) {
     }
 }
 
+static size_t clip(const char *text, size_t len) { return embed_utf8_clip(text, len, USE_MAX_TEXT_BYTES); }
+
 static int use_tokenize(void *state, const char *text, size_t len, int32_t *ids, int max_ids) {
     use_lite *u = state;
+    len = clip(text, len);
     int cap = max_ids < u->m->max_len ? max_ids : u->m->max_len;
     int n = spm_encode(u->tok, text, len, ids, cap);
     if (n < 0) return -1;
@@ -82,7 +92,8 @@ static int use_batch(void *state, const char *const *texts, const size_t *lens, 
     }
     for (int i = 0; i < n; i++) {
         off[i] = i * m->max_len;
-        int k = spm_encode(u->tok, texts[i] ? texts[i] : "", lens[i], ids + off[i], m->max_len);
+        const char *t = texts[i] ? texts[i] : "";
+        int k = spm_encode(u->tok, t, clip(t, lens[i]), ids + off[i], m->max_len);
         if (k < 0) {
             rc = embed_fail(err, errlen, "use-lite: out of memory tokenizing text %d", i);
             goto out;

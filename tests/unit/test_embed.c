@@ -136,6 +136,18 @@ static void test_hash_embedder(void **state) {
         embed1(e, odd[i], strlen(odd[i]), a);
         assert_true(fabs(cosine(a, a, 512) - 1) < 1e-5);
     }
+    /* a 1 MB text is read up to its last space before 256 KB: the vector of that prefix, no failure */
+    size_t big = 1u << 20;
+    char *t = malloc(big);
+    for (size_t i = 0; i < big; i++) t[i] = (i % 7 == 6) ? ' ' : (char)('a' + (i * 31 % 26));
+    size_t cut = 256u << 10;
+    while (t[cut] != ' ') cut--;
+    embed1(e, t, big, a);
+    embed1(e, t, cut, b);
+    assert_memory_equal(a, b, sizeof a);
+    embed1(e, t, cut - 2, b); /* while a prefix that cuts a word differs */
+    assert_memory_not_equal(a, b, sizeof a);
+    free(t);
     /* Pinned values: stored vectors depend on them; change the model id if this must change. */
     embed1(e, "hello world", 11, a);
     int nz = 0, arg = 0;

@@ -132,6 +132,36 @@ static void test_golden_batched(void **state) {
     free(out);
 }
 
+/* A 4 MB text: cut before tokenizing (bounded memory), same ids and vector as a 20 KB prefix of it. */
+static void test_huge_text(void **state) {
+    SKIP_WITHOUT_MODEL();
+    ctx *c = *state;
+    size_t big = 4u << 20, k = 0;
+    char *t = malloc(big);
+    while (k < big) {
+        const golden_row *r = &c->rows[k % 50];
+        size_t n = r->len < big - k ? r->len : big - k;
+        memcpy(t + k, r->text, n);
+        k += n;
+        if (k < big) t[k++] = ' ';
+    }
+    for (size_t i = 0; i < big; i++)
+        if (!t[i]) t[i] = ' '; /* the fixture has texts with U+0000 */
+    int32_t a[128], b[128];
+    int na = embed_tokenize(c->e, t, big, a, 128), nb = embed_tokenize(c->e, t, 20000, b, 128);
+    assert_int_equal(na, 128);
+    assert_int_equal(nb, 128);
+    assert_memory_equal(a, b, sizeof a);
+    float va[GOLDEN_DIM], vb[GOLDEN_DIM];
+    char err[256];
+    const char *tp = t;
+    size_t l1 = big, l2 = 20000;
+    assert_int_equal(embed_batch(c->e, &tp, &l1, 1, va, err, sizeof err), 0);
+    assert_int_equal(embed_batch(c->e, &tp, &l2, 1, vb, err, sizeof err), 0);
+    assert_memory_equal(va, vb, sizeof va);
+    free(t);
+}
+
 typedef struct worker {
     ctx *c;
     int first, step, bad;
@@ -248,6 +278,7 @@ int main(void) {
         cmocka_unit_test(test_golden_one_by_one),
         cmocka_unit_test(test_golden_batched),
         cmocka_unit_test(test_concurrent_callers),
+        cmocka_unit_test(test_huge_text),
         cmocka_unit_test(test_graph_check_refuses_rewired_model),
     };
     return cmocka_run_group_tests_name("embed_use_lite", tests, setup, teardown);
