@@ -5,16 +5,15 @@
 #include <string.h>
 
 store *sq_store_open(const store_config *cfg, char *err, size_t errlen);
+store *pg_store_open(const store_config *cfg, char *err, size_t errlen);
 
 store *store_open(const store_config *cfg, char *err, size_t errlen)
 {
     const char *kind = cfg->kind ? cfg->kind : "sqlite";
     if (strcmp(kind, "sqlite") == 0)
         return sq_store_open(cfg, err, errlen);
-    if (strcmp(kind, "postgres") == 0) {
-        snprintf(err, errlen, "the postgres store is not part of this build yet; use --store sqlite");
-        return NULL;
-    }
+    if (strcmp(kind, "postgres") == 0)
+        return pg_store_open(cfg, err, errlen);
     snprintf(err, errlen, "unknown store '%s' (expected sqlite or postgres)", kind);
     return NULL;
 }

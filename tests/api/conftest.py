@@ -10,8 +10,14 @@
   goes to a file whose tail is attached to the report of any failing test.
 
 Binary: $MEMFUSE_BIN, else <repo>/build/memfuse.
+
+PostgreSQL: when $MEMFUSE_TEST_PG_DSN is set (scripts/with-postgres.sh sets it), every server the suite
+starts runs on `--store postgres` with a database of its own, created for its data dir on first start
+(a restart reuses it, so durability tests check the same database), and `run_cli("db", ..., "--data-dir",
+D)` addresses the database of D. Tests that only make sense on SQLite skip themselves via `PG` below.
 """
 
+import itertools
 import os
 import signal
 import socket
@@ -39,6 +45,34 @@ _CONFIG_ENV = ("MEMFUSE_HOST", "MEMFUSE_PORT", "MEMFUSE_DATA_DIR", "MEMFUSE_STOR
                "MEMFUSE_RATE_LIMIT")
 
 _LIVE = []  # servers currently running, for failure reports
+
+# --- PostgreSQL mode --------------------------------------------------------------------------------
+PG_DSN = os.environ.get("MEMFUSE_TEST_PG_DSN") or None
+PG_ADMIN_DSN = os.environ.get("MEMFUSE_TEST_PG_ADMIN_DSN") or PG_DSN
+PG = PG_DSN is not None
+_PG_DBS = {}  # realpath of a data dir -> its DSN
+_PG_SEQ = itertools.count(1)
+sqlite_only = pytest.mark.skipif(PG, reason="SQLite-specific (database file on disk)")
+
+
+def pg_dsn_for(data_dir):
+    """The DSN of data_dir's own database, created on first use (PostgreSQL mode only)."""
+    key = os.path.realpath(str(data_dir))
+    if key not in _PG_DBS:
+        name = f"mf_{os.getpid()}_{next(_PG_SEQ)}"
+        subprocess.run(["psql", PG_ADMIN_DSN, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"'],
+                       check=True, capture_output=True, timeout=60)
+        _PG_DBS[key] = f"{PG_DSN} dbname={name}"
+    return _PG_DBS[key]
+
+
+def _pg_cli_args(args):
+    """For `db` commands in PostgreSQL mode: --data-dir D also selects D's database."""
+    args = [str(a) for a in args]
+    if not PG or not args or args[0] != "db" or "--data-dir" not in args or "--store" in args:
+        return args
+    d = args[args.index("--data-dir") + 1]
+    return [*args, "--store", "postgres", "--pg-dsn", pg_dsn_for(d)]
 
 
 def memfuse_bin():
@@ -75,7 +109,7 @@ def child_env(extra=None):
 
 def run_cli(*args, timeout=60, env=None):
     """Runs `memfuse <args>` to completion; returns CompletedProcess (text)."""
-    return subprocess.run([memfuse_bin(), *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([memfuse_bin(), *_pg_cli_args(args)], capture_output=True, text=True,
                           timeout=timeout, env=child_env(env))
 
 
@@ -99,8 +133,9 @@ class Server:
     def command(self, port):
         if self.config_via_env:
             return [memfuse_bin(), "serve", *self.flags]
+        pg = ["--store", "postgres", "--pg-dsn", pg_dsn_for(self.data_dir)] if PG and "--store" not in self.flags else []
         return [memfuse_bin(), "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--data-dir", self.data_dir, "--log-level", "warn", *self.flags]
+                "--data-dir", self.data_dir, "--log-level", "warn", *pg, *self.flags]
 
     def start(self):
         last = ""
@@ -113,6 +148,8 @@ class Server:
             if self.config_via_env:
                 env.update({"MEMFUSE_HOST": "127.0.0.1", "MEMFUSE_PORT": str(port),
                             "MEMFUSE_DATA_DIR": self.data_dir, "MEMFUSE_LOG_LEVEL": "warn"})
+                if PG and "MEMFUSE_STORE" not in self.env:
+                    env.update({"MEMFUSE_STORE": "postgres", "MEMFUSE_PG_DSN": pg_dsn_for(self.data_dir)})
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(self.command(port), stdout=out, stderr=err,
                                              stdin=subprocess.DEVNULL, env=child_env(env))

@@ -8,7 +8,9 @@ import sqlite3
 import subprocess
 import time
 
-from conftest import child_env, free_port, memfuse_bin, run_cli
+import pytest
+
+from conftest import PG, child_env, free_port, memfuse_bin, pg_dsn_for, run_cli, sqlite_only
 from helpers import (add_knowledge, add_messages, create_agent, create_session, create_user, msgs, ok)
 
 COUNT_KEYS = {"users", "agents", "sessions", "rounds", "messages", "knowledge", "api_keys"}
@@ -22,12 +24,18 @@ def db_status(data_dir):
     except ValueError:
         raise AssertionError(f"db status did not print one JSON object: {p.stdout!r}")
     assert set(st) == {"store", "path", "schema_version", "counts"}, sorted(st)
-    assert st["store"] == "sqlite"
     assert isinstance(st["path"], str)
+    if PG:  # the database of this data dir, described without secrets
+        assert st["store"] == "postgres"
+        assert "dbname=" in st["path"] and "password" not in st["path"], st["path"]
+        st["file"] = None
+    else:
+        assert st["store"] == "sqlite"
     # "path" should be the database file itself; test_db_status_path_is_a_file checks that strictly,
     # here an "sqlite:" prefix is tolerated so the other db tests still run.
-    st["file"] = st["path"][len("sqlite:"):] if st["path"].startswith("sqlite:") else st["path"]
-    assert os.path.isfile(st["file"]), st["path"]
+    if not PG:
+        st["file"] = st["path"][len("sqlite:"):] if st["path"].startswith("sqlite:") else st["path"]
+        assert os.path.isfile(st["file"]), st["path"]
     assert isinstance(st["schema_version"], int) and st["schema_version"] >= 1
     assert COUNT_KEYS <= set(st["counts"]), sorted(st["counts"])  # extra counts (e.g. vectors) are fine
     return st
@@ -113,6 +121,7 @@ def test_bad_options_exit_non_zero(tmp_path):
         assert p.returncode != 0, f"`memfuse {' '.join(args)}` exited 0"
 
 
+@sqlite_only
 def test_db_status_path_is_a_file(spawn):
     srv = spawn(name="db-path")
     srv.stop()
@@ -129,7 +138,8 @@ def test_db_status_reset_validate_recreate(spawn):
     st = db_status(srv.data_dir)
     assert {k: st["counts"][k] for k in COUNT_KEYS} == {"users": 2, "agents": 1, "sessions": 2, "rounds": 3, "messages": 5, "knowledge": 2,
                             "api_keys": 1}
-    assert os.path.realpath(st["file"]).startswith(os.path.realpath(srv.data_dir))
+    if not PG:
+        assert os.path.realpath(st["file"]).startswith(os.path.realpath(srv.data_dir))
     p = run_cli("db", "validate", "--data-dir", srv.data_dir)
     assert p.returncode == 0, f"validate on a healthy store: rc={p.returncode}\n{p.stdout}\n{p.stderr}"
 
@@ -157,6 +167,7 @@ def test_db_status_reset_validate_recreate(spawn):
     assert ok(srv.api().get("/users"))["users"] == []
 
 
+@sqlite_only
 def test_db_validate_detects_a_missing_table(spawn):
     srv = spawn(name="db-drop")
     populate(srv.api())
@@ -178,6 +189,21 @@ def test_db_validate_detects_a_missing_table(spawn):
     assert run_cli("db", "validate", "--data-dir", srv.data_dir).returncode == 0
 
 
+@pytest.mark.skipif(not PG, reason="PostgreSQL store only")
+def test_db_validate_detects_a_missing_table_pg(spawn):
+    srv = spawn(name="db-drop-pg")
+    populate(srv.api())
+    srv.stop()
+    subprocess.run(["psql", pg_dsn_for(srv.data_dir), "-qAtX", "-v", "ON_ERROR_STOP=1", "-c",
+                    "DROP TABLE knowledge CASCADE"], check=True, capture_output=True, timeout=30)
+    p = run_cli("db", "validate", "--data-dir", srv.data_dir)
+    assert p.returncode != 0, "validate passed with table knowledge dropped"
+    assert "knowledge" in p.stdout + p.stderr
+    assert run_cli("db", "recreate", "--data-dir", srv.data_dir).returncode == 0
+    assert run_cli("db", "validate", "--data-dir", srv.data_dir).returncode == 0
+
+
+@sqlite_only
 def test_db_validate_detects_corruption(spawn):
     srv = spawn(name="db-corrupt")
     api = srv.api()

@@ -1,0 +1,309 @@
+/* pg_schema — the PostgreSQL schema, its versioned migrations, and the admin operations over it
+ * (counts, reset, recreate, validate).
+ *
+ * The version lives in memfuse_schema(version). Migration N takes the schema from N-1 to N; pending
+ * migrations run in one transaction holding pg_advisory_xact_lock(PG_MIGRATION_LOCK), and the version is
+ * re-read under the lock, so two processes starting at once do not race (the second waits, then finds
+ * the schema current). Keyword search uses a stored generated tsvector column with a GIN index, so it
+ * changes in the same statement as the text it indexes; its config memfuse_english is PostgreSQL's
+ * 'english' with Snowball stemming but no stop-word list, like SQLite's porter tokenizer.
+ * A text update drops the unit's vector (trigger), as in SQLite. */
+#include "store/pg/pg.h"
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* pg_advisory_xact_lock key: "memfuse" in ASCII */
+#define PG_MIGRATION_LOCK "30792293006275429"
+
+#define T "text COLLATE \"C\""
+
+static const char *const migrations[] = {
+    /* 1: the initial schema */
+    /* text search: English Snowball stemming without a stop-word list (the API removes its own stop words
+     * before searching, like the SQLite backend's porter tokenizer, which keeps every word) */
+    "CREATE TEXT SEARCH DICTIONARY memfuse_stem (TEMPLATE = snowball, Language = english);"
+    "CREATE TEXT SEARCH CONFIGURATION memfuse_english (COPY = english);"
+    "ALTER TEXT SEARCH CONFIGURATION memfuse_english ALTER MAPPING FOR asciiword, asciihword, hword_asciipart,"
+    "  word, hword, hword_part WITH memfuse_stem;"
+    "CREATE TABLE users(id " T " PRIMARY KEY, name " T " NOT NULL UNIQUE, description text,"
+    "  created_at " T " NOT NULL, updated_at " T " NOT NULL);"
+    "CREATE TABLE agents(id " T " PRIMARY KEY, name " T " NOT NULL UNIQUE, description text,"
+    "  created_at " T " NOT NULL, updated_at " T " NOT NULL);"
+    "CREATE TABLE sessions(id " T " PRIMARY KEY,"
+    "  user_id " T " NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  agent_id " T " NOT NULL REFERENCES agents(id) ON DELETE CASCADE,"
+    "  name " T " NOT NULL, created_at " T " NOT NULL, updated_at " T " NOT NULL, UNIQUE(user_id, name));"
+    "CREATE INDEX sessions_agent ON sessions(agent_id);"
+    "CREATE INDEX sessions_name ON sessions(name);"
+    "CREATE TABLE rounds(id " T " PRIMARY KEY,"
+    "  session_id " T " NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  user_id " T " NOT NULL, status integer NOT NULL, tokens integer NOT NULL, created_at " T " NOT NULL);"
+    "CREATE INDEX rounds_session ON rounds(session_id);"
+    "CREATE INDEX rounds_buffered ON rounds(created_at) WHERE status = 0;"
+    "CREATE TABLE messages(seq bigserial PRIMARY KEY, id " T " NOT NULL UNIQUE,"
+    "  session_id " T " NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  round_id " T " NOT NULL REFERENCES rounds(id) ON DELETE CASCADE,"
+    "  user_id " T " NOT NULL, role " T " NOT NULL, content text NOT NULL,"
+    "  created_at " T " NOT NULL, updated_at " T " NOT NULL,"
+    "  tsv tsvector GENERATED ALWAYS AS (to_tsvector('memfuse_english', content)) STORED);"
+    "CREATE INDEX messages_session_time ON messages(session_id, created_at);"
+    "CREATE INDEX messages_round ON messages(round_id);"
+    "CREATE INDEX messages_user ON messages(user_id);"
+    "CREATE INDEX messages_tsv ON messages USING gin(tsv);"
+    "CREATE TABLE knowledge(seq bigserial PRIMARY KEY, id " T " NOT NULL UNIQUE,"
+    "  user_id " T " NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  content text NOT NULL, created_at " T " NOT NULL, updated_at " T " NOT NULL,"
+    "  tsv tsvector GENERATED ALWAYS AS (to_tsvector('memfuse_english', content)) STORED);"
+    "CREATE INDEX knowledge_user ON knowledge(user_id, created_at);"
+    "CREATE INDEX knowledge_tsv ON knowledge USING gin(tsv);"
+    "CREATE TABLE api_keys(id " T " PRIMARY KEY,"
+    "  user_id " T " NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name text, key_hash " T " NOT NULL UNIQUE, permissions text,"
+    "  created_at " T " NOT NULL, expires_at " T ");"
+    "CREATE INDEX api_keys_user ON api_keys(user_id);"
+    "CREATE TABLE message_vectors(seq bigint PRIMARY KEY REFERENCES messages(seq) ON DELETE CASCADE,"
+    "  model " T " NOT NULL, dim integer NOT NULL, vec bytea NOT NULL);"
+    "CREATE TABLE knowledge_vectors(seq bigint PRIMARY KEY REFERENCES knowledge(seq) ON DELETE CASCADE,"
+    "  model " T " NOT NULL, dim integer NOT NULL, vec bytea NOT NULL);"
+    "CREATE FUNCTION memfuse_messages_au() RETURNS trigger LANGUAGE plpgsql AS"
+    "  $$BEGIN DELETE FROM message_vectors WHERE seq = OLD.seq; RETURN NULL; END$$;"
+    "CREATE FUNCTION memfuse_knowledge_au() RETURNS trigger LANGUAGE plpgsql AS"
+    "  $$BEGIN DELETE FROM knowledge_vectors WHERE seq = OLD.seq; RETURN NULL; END$$;"
+    "CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages FOR EACH ROW"
+    "  EXECUTE FUNCTION memfuse_messages_au();"
+    "CREATE TRIGGER knowledge_au AFTER UPDATE OF content ON knowledge FOR EACH ROW"
+    "  EXECUTE FUNCTION memfuse_knowledge_au();",
+};
+
+const int PG_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
+
+/* Relations the current schema must have (tables and indexes), for validate. */
+static const char *const expected_relations[] = {
+    "users", "agents", "sessions", "rounds", "messages", "knowledge", "api_keys", "message_vectors",
+    "knowledge_vectors", "sessions_agent", "sessions_name", "rounds_session", "rounds_buffered",
+    "messages_session_time", "messages_round", "messages_user", "messages_tsv", "knowledge_user",
+    "knowledge_tsv", "api_keys_user",
+};
+
+static const char *const expected_triggers[] = {"messages_au", "knowledge_au"};
+
+#define DATA_TABLES "message_vectors, knowledge_vectors, api_keys, knowledge, messages, rounds, sessions, agents, users"
+
+int pg_schema_version(pg_conn *c)
+{
+    int64_t exists = pg_query_int(c, "SELECT count(*) FROM pg_catalog.pg_tables"
+                                     " WHERE tablename = 'memfuse_schema' AND schemaname = current_schema()",
+                                  0, NULL);
+    if (exists < 0)
+        return -1;
+    if (exists == 0)
+        return 0;
+    int64_t v = pg_query_int(c, "SELECT coalesce(max(version), 0) FROM memfuse_schema", 0, NULL);
+    return (int)v;
+}
+
+int pg_schema_migrate(pg_conn *c, char *err, size_t errlen)
+{
+    int v = pg_schema_version(c);
+    if (v < 0) {
+        snprintf(err, errlen, "cannot read the schema version: %s", PQerrorMessage(c->pg));
+        return -1;
+    }
+    if (v > PG_SCHEMA_VERSION) {
+        snprintf(err, errlen, "database schema version %d is newer than this server's %d", v, PG_SCHEMA_VERSION);
+        return -1;
+    }
+    if (v == PG_SCHEMA_VERSION)
+        return 0;
+    if (pg_exec(c, "BEGIN") != STORE_OK ||
+        pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATION_LOCK ")") != STORE_OK ||
+        pg_exec(c, "CREATE TABLE IF NOT EXISTS memfuse_schema(version integer NOT NULL)") != STORE_OK) {
+        snprintf(err, errlen, "cannot lock the database for migration: %s", PQerrorMessage(c->pg));
+        pg_exec(c, "ROLLBACK");
+        return -1;
+    }
+    v = pg_schema_version(c); /* another process may have migrated while we waited for the lock */
+    for (int i = v < 0 ? PG_SCHEMA_VERSION : v; i < PG_SCHEMA_VERSION; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM memfuse_schema; INSERT INTO memfuse_schema VALUES (%d)", i + 1);
+        if (pg_exec(c, migrations[i]) != STORE_OK || pg_exec(c, sql) != STORE_OK) {
+            snprintf(err, errlen, "migration %d failed: %s", i + 1, PQerrorMessage(c->pg));
+            pg_exec(c, "ROLLBACK");
+            return -1;
+        }
+        log_info("postgres schema migrated to version %d", i + 1);
+    }
+    if (v < 0 || pg_exec(c, "COMMIT") != STORE_OK) {
+        snprintf(err, errlen, "migration commit failed: %s", PQerrorMessage(c->pg));
+        pg_exec(c, "ROLLBACK");
+        return -1;
+    }
+    return 0;
+}
+
+/* --- admin operations ------------------------------------------------------------------------------ */
+
+static int op_counts(store *s, store_counts *out)
+{
+    pg_conn *c = pg_reader(PGS(s));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    int rc = pg_snapshot_begin(c);
+    PGresult *r = NULL;
+    if (rc == STORE_OK) {
+        out->schema_version = pg_schema_version(c);
+        r = pg_run(c,
+                   "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM agents), (SELECT count(*) FROM sessions),"
+                   " (SELECT count(*) FROM rounds), (SELECT count(*) FROM messages), (SELECT count(*) FROM knowledge),"
+                   " (SELECT count(*) FROM api_keys),"
+                   " (SELECT count(*) FROM message_vectors) + (SELECT count(*) FROM knowledge_vectors)",
+                   0, NULL, &rc);
+    }
+    if (r) {
+        out->users = pg_get_i64(r, 0, 0);
+        out->agents = pg_get_i64(r, 0, 1);
+        out->sessions = pg_get_i64(r, 0, 2);
+        out->rounds = pg_get_i64(r, 0, 3);
+        out->messages = pg_get_i64(r, 0, 4);
+        out->knowledge = pg_get_i64(r, 0, 5);
+        out->api_keys = pg_get_i64(r, 0, 6);
+        out->vectors = pg_get_i64(r, 0, 7);
+        PQclear(r);
+    }
+    rc = pg_snapshot_end(c, rc);
+    pg_reader_done(PGS(s), c);
+    return rc;
+}
+
+static int job_reset(pg_conn *c, void *arg)
+{
+    (void)arg;
+    return pg_exec(c, "TRUNCATE " DATA_TABLES);
+}
+
+static int op_reset(store *s) { return pg_write(PGS(s), job_reset, NULL); }
+
+static int drop_all(pg_conn *c)
+{
+    int rc = pg_exec(c, "BEGIN");
+    if (rc == STORE_OK)
+        rc = pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATION_LOCK ")");
+    if (rc == STORE_OK)
+        rc = pg_exec(c, "DROP TABLE IF EXISTS " DATA_TABLES ", memfuse_schema CASCADE;"
+                        "DROP FUNCTION IF EXISTS memfuse_messages_au(), memfuse_knowledge_au();"
+                        "DROP TEXT SEARCH CONFIGURATION IF EXISTS memfuse_english;"
+                        "DROP TEXT SEARCH DICTIONARY IF EXISTS memfuse_stem");
+    int e = pg_exec(c, rc == STORE_OK ? "COMMIT" : "ROLLBACK");
+    return rc != STORE_OK ? rc : e;
+}
+
+static int op_recreate(store *s)
+{
+    /* schema changes run outside the group-commit loop: stop it (it gives its connection back) first */
+    pg_store *q = PGS(s);
+    pg_writer_stop(q);
+    int rc = STORE_UNAVAILABLE;
+    pg_conn *c = pg_pool_acquire(q->pool);
+    char err[256];
+    if (c) {
+        rc = drop_all(c);
+        if (rc == STORE_OK && pg_schema_migrate(c, err, sizeof err) != 0) {
+            log_error("recreate: %s", err);
+            rc = STORE_ERROR;
+        }
+        pg_pool_release(q->pool, c);
+    }
+    /* statements prepared on pooled connections were planned for the dropped tables */
+    pg_pool_flush(q->pool);
+    if (pg_writer_start(q, err, sizeof err) != 0)
+        return STORE_ERROR;
+    return rc;
+}
+
+__attribute__((format(printf, 4, 5))) static size_t addf(char *report, size_t len, size_t o, const char *fmt, ...)
+{
+    if (o >= len)
+        return o;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(report + o, len - o, fmt, ap);
+    va_end(ap);
+    return k < 0 ? o : o + (size_t)k;
+}
+
+static int op_validate(store *s, char *report, size_t len)
+{
+    report[0] = '\0';
+    pg_conn *c = pg_reader(PGS(s));
+    if (!c) {
+        snprintf(report, len, "database unavailable");
+        return STORE_UNAVAILABLE;
+    }
+    size_t o = 0;
+    int ok = 1;
+    int v = pg_schema_version(c);
+    if (v != PG_SCHEMA_VERSION) {
+        o = addf(report, len, o, "schema version %d, expected %d; ", v, PG_SCHEMA_VERSION);
+        ok = 0;
+    }
+    for (size_t i = 0; i < sizeof expected_relations / sizeof expected_relations[0]; i++) {
+        const char *p[1] = {expected_relations[i]};
+        if (pg_query_int(c, "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = $1"
+                            " AND relnamespace = current_schema()::regnamespace", 1, p) != 1) {
+            o = addf(report, len, o, "missing %s; ", expected_relations[i]);
+            ok = 0;
+        }
+    }
+    for (size_t i = 0; i < sizeof expected_triggers / sizeof expected_triggers[0]; i++) {
+        const char *p[1] = {expected_triggers[i]};
+        if (pg_query_int(c, "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgname = $1", 1, p) != 1) {
+            o = addf(report, len, o, "missing trigger %s; ", expected_triggers[i]);
+            ok = 0;
+        }
+    }
+    if (ok) {
+        int rc;
+        PGresult *r = pg_run(c,
+            "SELECT"
+            " (SELECT count(*) FROM messages WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', content)),"
+            " (SELECT count(*) FROM knowledge WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', content)),"
+            " (SELECT count(*) FROM message_vectors WHERE length(vec) <> 4 * dim)"
+            "  + (SELECT count(*) FROM knowledge_vectors WHERE length(vec) <> 4 * dim),"
+            " (SELECT count(*) FROM messages m WHERE m.session_id <> (SELECT r.session_id FROM rounds r"
+            "   WHERE r.id = m.round_id))",
+            0, NULL, &rc);
+        if (!r) {
+            o = addf(report, len, o, "cannot check the data (%s); ", store_rc_name(rc));
+            ok = 0;
+        } else {
+            long long mk = pg_get_i64(r, 0, 0), kk = pg_get_i64(r, 0, 1), bad = pg_get_i64(r, 0, 2);
+            long long cross = pg_get_i64(r, 0, 3);
+            PQclear(r);
+            if (mk || kk) {
+                o = addf(report, len, o, "keyword index out of sync (%lld messages, %lld knowledge); ", mk, kk);
+                ok = 0;
+            }
+            if (bad) {
+                o = addf(report, len, o, "%lld vectors with a wrong size; ", bad);
+                ok = 0;
+            }
+            if (cross) {
+                o = addf(report, len, o, "%lld messages in a round of another session; ", cross);
+                ok = 0;
+            }
+        }
+    }
+    pg_reader_done(PGS(s), c);
+    return ok ? STORE_OK : STORE_ERROR;
+}
+
+void pg_ops_admin(store_ops *ops)
+{
+    ops->counts = op_counts;
+    ops->reset = op_reset;
+    ops->recreate = op_recreate;
+    ops->validate = op_validate;
+}
