@@ -43,6 +43,14 @@ static long rss_kb(void) {
     return kb;
 }
 
+static void must_embed(embedder *e, const char *const *t, const size_t *l, int n, float *out) {
+    char err[512];
+    if (embed_batch(e, t, l, n, out, err, sizeof err)) {
+        fprintf(stderr, "embed_batch: %s\n", err);
+        exit(1);
+    }
+}
+
 /* ---- sgemm peak ---- */
 static double sgemm_gflops(int threads, int n, int reps) {
     openblas_set_num_threads(threads);
@@ -164,15 +172,11 @@ typedef struct job {
 static void *run_job(void *arg) {
     job *j = arg;
     float *out = malloc(sizeof(float) * 512 * (size_t)j->batch);
-    char err[256];
     double t0 = now_s();
     for (int r = 0; r < j->rounds; r++)
         for (int i = j->first; i < j->first + j->count; i += j->batch) {
             int m = j->first + j->count - i < j->batch ? j->first + j->count - i : j->batch;
-            if (embed_batch(j->e, (const char *const *)j->tx->t + i, j->tx->len + i, m, out, err, sizeof err)) {
-                fprintf(stderr, "embed_batch: %s\n", err);
-                exit(1);
-            }
+            must_embed(j->e, (const char *const *)j->tx->t + i, j->tx->len + i, m, out);
         }
     j->seconds = now_s() - t0;
     free(out);
@@ -236,7 +240,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     float *warm = malloc(sizeof(float) * 512 * 64);
-    embed_batch(e, (const char *const *)tx.t, tx.len, 64, warm, err, sizeof err);
+    must_embed(e, (const char *const *)tx.t, tx.len, 64, warm);
     free(warm);
     long rss2 = rss_kb();
     printf("resident memory: %.1f MB before open, %.1f MB after open (model +%.1f MB), %.1f MB after a first batch of 64 "
@@ -282,10 +286,10 @@ int main(int argc, char **argv) {
         float v[512];
         int reps = ks[q] == 128 ? 300 : 1000;
         double *lat = malloc(sizeof *lat * (size_t)reps);
-        for (int w = 0; w < 20; w++) embed_batch(e, &sp, &sl, 1, v, err, sizeof err);
+        for (int w = 0; w < 20; w++) must_embed(e, &sp, &sl, 1, v);
         for (int r = 0; r < reps; r++) {
             double a = now_s();
-            embed_batch(e, &sp, &sl, 1, v, err, sizeof err);
+            must_embed(e, &sp, &sl, 1, v);
             lat[r] = (now_s() - a) * 1e6;
         }
         int nt = ks[q];
@@ -335,10 +339,10 @@ int main(int argc, char **argv) {
     float out[10 * 512];
     for (int r = 0; r < 60; r++) {
         double a = now_s();
-        embed_batch(e, (const char *const *)tx.t, tx.len, 10, out, err, sizeof err);
+        must_embed(e, (const char *const *)tx.t, tx.len, 10, out);
         bt[r] = (now_s() - a) * 1e3;
         a = now_s();
-        for (int i = 0; i < 10; i++) embed_batch(e, (const char *const *)tx.t + i, tx.len + i, 1, out, err, sizeof err);
+        for (int i = 0; i < 10; i++) must_embed(e, (const char *const *)tx.t + i, tx.len + i, 1, out);
         st[r] = (now_s() - a) * 1e3;
     }
     double b50 = pct(bt, 60, 0.5), s50 = pct(st, 60, 0.5);

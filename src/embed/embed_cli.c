@@ -99,8 +99,9 @@ static int run_batch(embedder *e, FILE *out, const char *const *texts, const siz
     int rc = embed_batch(e, texts, lens, n, vecs, err, sizeof err);
     if (rc != 0) fprintf(stderr, "memfuse embed: %s\n", err);
     for (int i = 0; rc == 0 && i < n; i++) {
+        errno = 0;
         rc = emit(e, out, texts[i], lens[i], vecs + (size_t)i * dim, b);
-        if (rc) fprintf(stderr, "memfuse embed: cannot write output: %s\n", strerror(errno));
+        if (rc) fprintf(stderr, "memfuse embed: cannot write text %d: %s\n", i, errno ? strerror(errno) : "out of memory");
     }
     free(vecs);
     return rc;
