@@ -3,6 +3,7 @@
  *   memfuse serve [flags]        run the server (flags below; each has a MEMFUSE_* environment twin)
  *   memfuse db status|reset|validate|recreate [--data-dir D] [--store S]
  *   memfuse embed [flags] [TEXT...]
+ *   memfuse reindex [flags]      drop every vector and embed everything again
  *   memfuse version | help
  *
  * Start-up order: logging, store (schema migrated), registry and round buffer (restored from the store),
@@ -41,6 +42,7 @@ static void usage(FILE *f)
                "                     [--embedder use-lite|hash|remote] [--model-dir D] [--embed-url U] ...\n"
                "       memfuse db status|reset|validate|recreate [--data-dir D] [--store S]\n"
                "       memfuse embed [--embedder E] [--model-dir D] [TEXT...]\n"
+               "       memfuse reindex [--data-dir D] [--embedder E] [--model-dir D]\n"
                "       memfuse version\n");
 }
 
@@ -366,6 +368,68 @@ static int cmd_db(int argc, char **argv)
     return rc;
 }
 
+/* memfuse reindex: drop every stored vector and embed everything again with the configured embedder. */
+static int cmd_reindex(int argc, char **argv)
+{
+    app_config cfg = {.data_dir = "./data", .store_kind = "sqlite", .log_level = "info"};
+    char err[512];
+    embed_config ec;
+    embed_config_default(&ec);
+    ec.allow_fallback = 0; /* reindexing with the fallback would replace real vectors with hash vectors */
+    if (embed_config_from_env(&ec, err, sizeof err) != 0 || embed_config_from_args(&ec, &argc, argv, err, sizeof err) != 0) {
+        fprintf(stderr, "memfuse: %s\n", err);
+        return 2;
+    }
+    int batch = 64;
+    const option_def opts[] = {
+        {"--data-dir", "MEMFUSE_DATA_DIR", OPT_STR, &cfg.data_dir, "data directory"},
+        {"--store", "MEMFUSE_STORE", OPT_STR, &cfg.store_kind, "sqlite or postgres"},
+        {"--pg-dsn", "MEMFUSE_PG_DSN", OPT_STR, &cfg.pg_dsn, "PostgreSQL connection string"},
+        {"--log-level", "MEMFUSE_LOG_LEVEL", OPT_STR, &cfg.log_level, "debug|info|warn|error"},
+        {"--embed-batch", "MEMFUSE_EMBED_BATCH", OPT_INT, &batch, "texts per embedding batch"},
+    };
+    if (parse_options(opts, (int)(sizeof opts / sizeof opts[0]), argc, argv) != 0)
+        return 2;
+    enum log_level lvl = LOG_INFO;
+    log_parse_level(cfg.log_level, &lvl);
+    log_init(lvl);
+    ids_gen ids;
+    ids_gen_init(&ids);
+    store *st = open_store(&cfg, &ids, 2);
+    if (!st)
+        return 1;
+    int rc = 1;
+    embedder *emb = embed_open(&ec, err, sizeof err);
+    if (!emb) {
+        fprintf(stderr, "memfuse reindex: cannot open the embedder: %s\n", err);
+    } else if (!st->ops->vectors_clear || !st->ops->units_unembedded || !st->ops->vectors_put) {
+        fprintf(stderr, "memfuse reindex: the %s store keeps no vectors yet\n", cfg.store_kind);
+    } else if (st->ops->vectors_clear(st) != STORE_OK) {
+        fprintf(stderr, "memfuse reindex: cannot clear the stored vectors\n");
+    } else {
+        int64_t cursor[2] = {0, 0}, total = 0, t0 = time_mono_ns();
+        arena a;
+        arena_init(&a);
+        int got;
+        while ((got = embed_scan_page(st, emb, NULL, cursor, batch < 1 ? 64 : batch, &a)) > 0) {
+            total += got;
+            arena_reset(&a);
+        }
+        arena_free(&a);
+        double s = (double)(time_mono_ns() - t0) / 1e9;
+        if (got == 0) {
+            printf("reindexed %lld units with %s in %.2f s\n", (long long)total, embed_model_id(emb), s);
+            rc = 0;
+        } else {
+            fprintf(stderr, "memfuse reindex: stopped after %lld units; the server embeds the rest at start\n",
+                    (long long)total);
+        }
+    }
+    embed_close(emb);
+    store_close(st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -379,6 +443,8 @@ int main(int argc, char **argv)
         return cmd_db(argc - 1, argv + 1);
     if (strcmp(cmd, "embed") == 0)
         return embed_cli_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "reindex") == 0)
+        return cmd_reindex(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("memfuse %s\n", MEMFUSE_VERSION);
         return 0;

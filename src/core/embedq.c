@@ -19,12 +19,13 @@ static void deadline(struct timespec *ts, int ms)
     ts->tv_nsec %= 1000000000L;
 }
 
-/* Embeds units, stores their vectors and puts them in the loaded indexes. Returns 0 or -1. */
-static int embed_units(embedq *q, store_unit *u, size_t n, arena *a)
+/* Embeds units, stores their vectors and puts them in the loaded indexes (ui may be NULL). Returns the
+ * number of vectors stored, or -1. */
+static int embed_units_with(store *st, embedder *emb, user_index *ui, store_unit *u, size_t n, arena *a)
 {
     if (n == 0)
         return 0;
-    int dim = embed_dim(q->emb);
+    int dim = embed_dim(emb);
     const char **texts = arena_alloc(a, n * sizeof *texts);
     size_t *lens = arena_alloc(a, n * sizeof *lens);
     float *vecs = arena_alloc(a, n * (size_t)dim * sizeof *vecs);
@@ -35,19 +36,27 @@ static int embed_units(embedq *q, store_unit *u, size_t n, arena *a)
         lens[i] = strlen(u[i].text);
     }
     char err[256];
-    if (embed_batch(q->emb, texts, lens, (int)n, vecs, err, sizeof err) != 0) {
+    if (embed_batch(emb, texts, lens, (int)n, vecs, err, sizeof err) != 0) {
         log_warn("embedding pipeline: a batch of %zu failed: %s (will retry)", n, err);
         return -1;
     }
     size_t stored = 0;
-    int rc = q->st->ops->vectors_put(q->st, u, n, vecs, dim, embed_model_id(q->emb), &stored);
+    int rc = st->ops->vectors_put(st, u, n, vecs, dim, embed_model_id(emb), &stored);
     if (rc != STORE_OK) {
         log_warn("embedding pipeline: storing %zu vectors failed: %s (will retry)", n, store_rc_name(rc));
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        uidx_put(q->ui, &u[i], vecs + i * (size_t)dim);
-    atomic_fetch_add(&q->embedded, stored);
+    for (size_t i = 0; ui && i < n; i++)
+        uidx_put(ui, &u[i], vecs + i * (size_t)dim);
+    return (int)stored;
+}
+
+static int embed_units(embedq *q, store_unit *u, size_t n, arena *a)
+{
+    int stored = embed_units_with(q->st, q->emb, q->ui, u, n, a);
+    if (stored < 0)
+        return -1;
+    atomic_fetch_add(&q->embedded, (uint64_t)stored);
     atomic_fetch_add(&q->batches, 1);
     return 0;
 }
@@ -77,21 +86,20 @@ static int process_items(embedq *q, const embedq_item *items, size_t n, arena *a
     return embed_units(q, all, total, a);
 }
 
-/* One page of the catch-up scan. Returns units embedded, 0 when the scan is complete, -1 on failure. */
-static int scan_page(embedq *q, arena *a)
+int embed_scan_page(store *st, embedder *emb, user_index *ui, int64_t cursor[2], int batch, arena *a)
 {
     for (int type = 0; type < 2; type++) {
         store_unit *u;
         size_t n;
-        int rc = q->st->ops->units_unembedded(q->st, (enum store_hit_type)type, embed_model_id(q->emb),
-                                              q->cursor[type], q->cfg.batch_max, a, &u, &n);
+        int rc = st->ops->units_unembedded(st, (enum store_hit_type)type, embed_model_id(emb), cursor[type], batch,
+                                           a, &u, &n);
         if (rc != STORE_OK)
             return -1;
         if (n == 0)
             continue;
-        if (embed_units(q, u, n, a) != 0)
+        if (embed_units_with(st, emb, ui, u, n, a) < 0)
             return -1;
-        q->cursor[type] = u[n - 1].seq;
+        cursor[type] = u[n - 1].seq;
         return (int)n;
     }
     return 0;
@@ -141,7 +149,9 @@ static void *worker(void *arg)
         q->behind = 0;
         q->scanning = 1;
         pthread_mutex_unlock(&q->mu);
-        int got = scan_page(q, &a);
+        int got = embed_scan_page(q->st, q->emb, q->ui, q->cursor, q->cfg.batch_max, &a);
+        if (got > 0)
+            atomic_fetch_add(&q->embedded, (uint64_t)got);
         arena_reset(&a);
         pthread_mutex_lock(&q->mu);
         q->scanning = 0;

@@ -62,4 +62,10 @@ void embedq_push(embedq *q, int type, const char *const *ids, size_t n);
 /* Units queued and not yet taken by a worker. */
 size_t embedq_depth(embedq *q);
 
+/* One page of the scan for units without a vector for emb's model, from cursor[type] on (updated):
+ * embeds and stores at most batch of them, and puts them into ui's loaded indexes when ui is not NULL.
+ * Returns how many were embedded, 0 when nothing is left, -1 on failure. Used by the workers and by
+ * `memfuse reindex`. */
+int embed_scan_page(store *st, embedder *emb, user_index *ui, int64_t cursor[2], int batch, arena *a);
+
 #endif

@@ -234,6 +234,8 @@ typedef struct store_ops {
      * another model. *stored counts the vectors written. */
     int (*vectors_put)(store *s, const store_unit *units, size_t n, const float *vecs, int dim, const char *model,
                        size_t *stored);
+    /* Deletes every stored vector (memfuse reindex). */
+    int (*vectors_clear)(store *s);
     /* Every vector of the user for model (dim floats each). */
     int (*vectors_of_user)(store *s, const char *user_id, const char *model, int dim, arena *a, store_vector **out,
                            size_t *n);

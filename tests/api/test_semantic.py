@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import sqlite_only
 from helpers import add_knowledge, add_messages, create_session, msgs, ok, query, world
 
 MEMORIES = [
@@ -135,3 +136,32 @@ def test_model_change_heals_on_restart(spawn):
             break
         time.sleep(0.05)
     assert res and res[0]["id"] == ids[0], res
+
+
+@sqlite_only  # the CLI is pointed at the data dir's database file
+def test_reindex_embeds_everything_again(spawn):
+    """memfuse reindex drops every vector and embeds all units with the configured model, offline."""
+    import json
+    import subprocess
+
+    from conftest import memfuse_bin
+
+    srv = spawn("--embedder", "hash", name="reindex")
+    api = srv.api()
+    u, a, s = world(api)
+    ids = [add_messages(api, s["id"], msgs(t))[0] for t in MEMORIES]
+    kid = add_knowledge(api, u["id"], ["The user's dog is called Biscuit"])[0]
+    wait_vectors(api, u["id"], len(MEMORIES) + 1)
+    srv.stop()
+    r = subprocess.run([memfuse_bin(), "reindex", "--data-dir", srv.data_dir, "--log-level", "warn"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"reindexed {len(MEMORIES) + 1} units with use-lite"), r.stdout
+    st = json.loads(subprocess.run([memfuse_bin(), "db", "status", "--data-dir", srv.data_dir],
+                                   capture_output=True, text=True, timeout=60).stdout)
+    assert st["counts"]["vectors"] == len(MEMORIES) + 1
+    srv.flags = [x for x in srv.flags if x not in ("--embedder", "hash")]
+    srv.restart()
+    api = srv.api()
+    res = query(api, u["id"], "dog", store_type="vector", top_k=2)  # no waiting: the vectors are there
+    assert {r["id"] for r in res} == {ids[0], kid}, res

@@ -75,6 +75,15 @@ static int op_units_get(store *s, enum store_hit_type type, const char *const *i
     return rc;
 }
 
+static int job_clear(sq_conn *c, void *arg)
+{
+    (void)arg;
+    int rc = sq_exec(c, "DELETE FROM message_vectors; DELETE FROM knowledge_vectors;");
+    return rc == SQLITE_OK ? STORE_OK : sq_rc(rc) == STORE_OK ? STORE_ERROR : sq_rc(rc);
+}
+
+static int op_vectors_clear(store *s) { return sq_write(SQ(s), job_clear, NULL); }
+
 typedef struct put_job {
     const store_unit *units;
     size_t n;
@@ -220,6 +229,7 @@ void sq_ops_vectors(store_ops *ops)
     ops->units_unembedded = op_units_unembedded;
     ops->units_get = op_units_get;
     ops->vectors_put = op_vectors_put;
+    ops->vectors_clear = op_vectors_clear;
     ops->vectors_of_user = op_vectors_of_user;
     ops->hits_get = op_hits_get;
 }
