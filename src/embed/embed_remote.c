@@ -26,6 +26,7 @@
 
 typedef struct remote {
     char endpoint[EMBED_PATH_MAX + 32];
+    char shown[EMBED_PATH_MAX + 32]; /* the endpoint for messages: without any user:password@ */
     char model[256];
     char auth[600]; /* "Authorization: Bearer KEY" or "" */
     int dim, timeout_ms, retries, backoff_ms, batch_max;
@@ -109,12 +110,12 @@ static int parse_answer(const remote *r, const char *body, size_t len, int n, in
     if (!cJSON_IsArray(data)) {
         excerpt(body, len, ex, sizeof ex);
         cJSON_Delete(root);
-        return embed_fail(err, errlen, "remote embedder: malformed JSON from %s (no \"data\" array): %s", r->endpoint, ex);
+        return embed_fail(err, errlen, "remote embedder: malformed JSON from %s (no \"data\" array): %s", r->shown, ex);
     }
     int count = cJSON_GetArraySize(data);
     if (count != n) {
         cJSON_Delete(root);
-        return embed_fail(err, errlen, "remote embedder: %s returned %d embeddings for %d texts", r->endpoint, count, n);
+        return embed_fail(err, errlen, "remote embedder: %s returned %d embeddings for %d texts", r->shown, count, n);
     }
     unsigned char *seen = calloc((size_t)n, 1);
     if (!seen) {
@@ -128,31 +129,31 @@ static int parse_answer(const remote *r, const char *body, size_t len, int n, in
         int at = pos++;
         if (idx) {
             if (!cJSON_IsNumber(idx) || idx->valuedouble < 0 || idx->valuedouble >= n || idx->valuedouble != (int)idx->valuedouble) {
-                rc = embed_fail(err, errlen, "remote embedder: %s returned a bad index", r->endpoint);
+                rc = embed_fail(err, errlen, "remote embedder: %s returned a bad index", r->shown);
                 break;
             }
             at = (int)idx->valuedouble;
         }
         if (seen[at]) {
-            rc = embed_fail(err, errlen, "remote embedder: %s returned index %d twice", r->endpoint, at);
+            rc = embed_fail(err, errlen, "remote embedder: %s returned index %d twice", r->shown, at);
             break;
         }
         seen[at] = 1;
         if (!cJSON_IsArray(emb)) {
             rc = embed_fail(err, errlen, "remote embedder: malformed JSON from %s (item %d has no \"embedding\" array)",
-                            r->endpoint, at);
+                            r->shown, at);
             break;
         }
         int d = cJSON_GetArraySize(emb);
         if (*dim == 0) {
             if (d < 1 || d > 65536) {
-                rc = embed_fail(err, errlen, "remote embedder: %s returned a %d-dimensional embedding", r->endpoint, d);
+                rc = embed_fail(err, errlen, "remote embedder: %s returned a %d-dimensional embedding", r->shown, d);
                 break;
             }
             *dim = d;
         }
         if (d != *dim) {
-            rc = embed_fail(err, errlen, "remote embedder: wrong dimension from %s: got %d, expected %d", r->endpoint, d, *dim);
+            rc = embed_fail(err, errlen, "remote embedder: wrong dimension from %s: got %d, expected %d", r->shown, d, *dim);
             break;
         }
         if (!out) continue;
@@ -161,7 +162,7 @@ static int parse_answer(const remote *r, const char *body, size_t len, int n, in
         const cJSON *v;
         cJSON_ArrayForEach(v, emb) {
             if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-                rc = embed_fail(err, errlen, "remote embedder: %s returned a non-numeric value", r->endpoint);
+                rc = embed_fail(err, errlen, "remote embedder: %s returned a non-numeric value", r->shown);
                 break;
             }
             row[k++] = (float)v->valuedouble;
@@ -208,11 +209,11 @@ static int post(const remote *r, const char *const *texts, const size_t *lens, i
         if (cc != CURLE_OK) {
             retryable = cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_COULDNT_CONNECT || cc == CURLE_RECV_ERROR ||
                         cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE;
-            if (rb.too_big) embed_fail(err, errlen, "remote embedder: answer from %s is larger than %u bytes", r->endpoint, REMOTE_MAX_RESPONSE);
+            if (rb.too_big) embed_fail(err, errlen, "remote embedder: answer from %s is larger than %u bytes", r->shown, REMOTE_MAX_RESPONSE);
             else if (cc == CURLE_OPERATION_TIMEDOUT)
-                embed_fail(err, errlen, "remote embedder: %s timed out after %d ms (attempt %d)", r->endpoint, r->timeout_ms, attempt + 1);
+                embed_fail(err, errlen, "remote embedder: %s timed out after %d ms (attempt %d)", r->shown, r->timeout_ms, attempt + 1);
             else
-                embed_fail(err, errlen, "remote embedder: %s: %s (attempt %d)", r->endpoint, curl_easy_strerror(cc), attempt + 1);
+                embed_fail(err, errlen, "remote embedder: %s: %s (attempt %d)", r->shown, curl_easy_strerror(cc), attempt + 1);
         } else if (status != 200) {
             char ex[200] = "";
             cJSON *e = cJSON_ParseWithLength(rb.p ? rb.p : "", rb.n);
@@ -221,7 +222,7 @@ static int post(const remote *r, const char *const *texts, const size_t *lens, i
             else excerpt(rb.p ? rb.p : "", rb.n, ex, sizeof ex);
             cJSON_Delete(e);
             retryable = status == 408 || status == 429 || status >= 500;
-            embed_fail(err, errlen, "remote embedder: HTTP %ld from %s: %s (attempt %d)", status, r->endpoint, ex, attempt + 1);
+            embed_fail(err, errlen, "remote embedder: HTTP %ld from %s: %s (attempt %d)", status, r->shown, ex, attempt + 1);
         } else {
             rc = parse_answer(r, rb.p ? rb.p : "", rb.n, n, dim, out, err, errlen);
         }
@@ -274,6 +275,15 @@ int embed_remote_open(const embed_config *cfg, embed_backend *out, char *err, si
     if (bl >= 14 && !strcmp(base + bl - 14, "/v1/embeddings")) suffix = "";
     else if (bl >= 3 && !strcmp(base + bl - 3, "/v1")) suffix = "/embeddings";
     snprintf(r->endpoint, sizeof r->endpoint, "%s%s", base, suffix);
+    /* Credentials in the URL stay out of error messages and logs. */
+    const char *sch = strstr(r->endpoint, "://"), *at = NULL;
+    if (sch) {
+        const char *host = sch + 3, *slash = strchr(host, '/');
+        for (const char *q = host; *q && (!slash || q < slash); q++)
+            if (*q == '@') at = q;
+    }
+    if (at) snprintf(r->shown, sizeof r->shown, "%.*s%s", (int)(sch + 3 - r->endpoint), r->endpoint, at + 1);
+    else snprintf(r->shown, sizeof r->shown, "%s", r->endpoint);
     snprintf(r->model, sizeof r->model, "%s", cfg->model);
     if (cfg->api_key[0]) snprintf(r->auth, sizeof r->auth, "Authorization: Bearer %s", cfg->api_key);
     r->dim = cfg->dim;

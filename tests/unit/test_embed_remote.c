@@ -252,6 +252,13 @@ static void test_nothing_listening_and_bad_config(void **state) {
     assert_non_null(e);
     expect_fail(e, "127.0.0.1:9/v1/embeddings", err, sizeof err);
     embed_close(e);
+    /* credentials in the URL never reach a message */
+    snprintf(cfg.url, sizeof cfg.url, "http://user:s3cret@127.0.0.1:9/v1/");
+    e = embed_open(&cfg, err, sizeof err);
+    assert_non_null(e);
+    expect_fail(e, "http://127.0.0.1:9/v1/embeddings", err, sizeof err);
+    assert_null(strstr(err, "s3cret"));
+    embed_close(e);
     embed_config_default(&cfg);
     cfg.kind = EMBED_REMOTE;
     assert_null(embed_open(&cfg, err, sizeof err));
