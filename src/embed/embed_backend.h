@@ -1,7 +1,8 @@
 /* embed_backend — what a backend gives the embedder interface (private to src/embed).
  *
  * Each backend's open function returns 0 and fills an embed_backend (ops table, its own state, dimension,
- * model id), or -1 with err filled and nothing left allocated. ops->close frees the state. All ops must be
+ * model id), or -1 with err filled and nothing left allocated (use-lite returns -2 instead when its model
+ * files are missing, so that embed_open may fall back to hash). ops->close frees the state. All ops must be
  * safe to call from several threads at once on the same state. */
 #ifndef MEMFUSE_EMBED_BACKEND_H
 #define MEMFUSE_EMBED_BACKEND_H
