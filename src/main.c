@@ -163,7 +163,7 @@ static int cmd_serve(int argc, char **argv)
                       .threads = default_threads(), .max_body = 8u << 20, .log_level = "info",
                       .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000},
                       .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
-                      .w_keyword = 2.0, .w_vector = 1.0};
+                      .w_keyword = 2.0, .w_vector = 1.0, .index_memory_mb = 1024, .preload_users = 100};
     int idle_s = 60;
     char err[512];
     embed_config ec;
@@ -192,6 +192,8 @@ static int cmd_serve(int argc, char **argv)
         {"--embed-queue", "MEMFUSE_EMBED_QUEUE", OPT_INT, &cfg.embedq.capacity, "embedding queue capacity"},
         {"--weight-keyword", "MEMFUSE_WEIGHT_KEYWORD", OPT_DOUBLE, &cfg.w_keyword, "RRF weight of BM25"},
         {"--weight-vector", "MEMFUSE_WEIGHT_VECTOR", OPT_DOUBLE, &cfg.w_vector, "RRF weight of dense search"},
+        {"--index-memory", "MEMFUSE_INDEX_MEMORY", OPT_INT, &cfg.index_memory_mb, "MiB of loaded vector indexes"},
+        {"--preload-users", "MEMFUSE_PRELOAD_USERS", OPT_INT, &cfg.preload_users, "indexes loaded at start"},
     };
     if (parse_options(opts, (int)(sizeof opts / sizeof opts[0]), argc, argv) != 0) {
         usage(stderr);
@@ -249,7 +251,8 @@ static int cmd_serve(int argc, char **argv)
         goto done;
     }
     cfg.embedder = embed_model_id(ap.emb);
-    ap.ui = (user_index){.reg = &ap.reg, .st = ap.st, .model = embed_model_id(ap.emb), .dim = embed_dim(ap.emb)};
+    ap.ui = (user_index){.reg = &ap.reg, .st = ap.st, .model = embed_model_id(ap.emb), .dim = embed_dim(ap.emb),
+                         .budget = (size_t)cfg.index_memory_mb << 20};
     const store_ops *so = ap.st->ops;
     if (!so->units_unembedded || !so->units_get || !so->vectors_put || !so->vectors_of_user || !so->hits_get) {
         log_warn("store %s keeps no vectors yet: dense retrieval is off (keyword search only)", cfg.store_kind);
@@ -259,6 +262,11 @@ static int cmd_serve(int argc, char **argv)
     } else {
         eq_ok = 1;
         ap.dense = 1;
+        int64_t t0 = time_mono_ns();
+        int pre = uidx_preload(&ap.ui, cfg.preload_users);
+        if (pre)
+            log_info("preloaded the vector indexes of %d users (%zu bytes) in %.1f ms", pre,
+                     (size_t)atomic_load(&ap.ui.loaded), (double)(time_mono_ns() - t0) / 1e6);
     }
 
     http_server_config hc = {.host = cfg.host, .port = cfg.port, .threads = cfg.threads, .max_body = cfg.max_body};

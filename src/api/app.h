@@ -34,6 +34,8 @@ typedef struct app_config {
     const char *embedder; /* name reported by health */
     embedq_config embedq;
     double w_keyword, w_vector; /* fusion weights (RRF) */
+    int index_memory_mb;        /* budget of loaded vector indexes */
+    int preload_users;          /* indexes loaded at start */
 } app_config;
 
 /* Per-route request metrics (the last slot counts requests that matched no route). */

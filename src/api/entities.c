@@ -194,6 +194,7 @@ static void entity_delete(http_request *req, http_response *res, const entity_wo
         return;
     }
     if (w->kind == STORE_USERS) {
+        uidx_forget_user(&ap->ui, id);
         registry_remove(&ap->reg, id); /* its buffers and indexes go with it */
         res->status = 204;
         res->no_body = 1;

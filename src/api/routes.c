@@ -142,6 +142,24 @@ static void api_metrics(http_request *req, http_response *res)
     sb_printf(&b, "memfuse_uptime_seconds %.3f\n", (double)(time_now_us() - ap->started_us) / 1e6);
     met_header(&b, "memfuse_user_services", "gauge", "Per-user services held in memory.");
     sb_printf(&b, "memfuse_user_services %zu\n", registry_count(&ap->reg));
+    if (ap->dense) {
+        met_header(&b, "memfuse_embed_queue_depth", "gauge", "Units queued for embedding.");
+        sb_printf(&b, "memfuse_embed_queue_depth %zu\n", embedq_depth(&ap->eq));
+        met_header(&b, "memfuse_embedded_total", "counter", "Vectors computed and stored.");
+        sb_printf(&b, "memfuse_embedded_total %llu\n", (unsigned long long)atomic_load(&ap->eq.embedded));
+        met_header(&b, "memfuse_embed_dropped_total", "counter", "Units not queued (full queue); the store scan embeds them.");
+        sb_printf(&b, "memfuse_embed_dropped_total %llu\n", (unsigned long long)atomic_load(&ap->eq.dropped));
+        met_header(&b, "memfuse_embed_failures_total", "counter", "Embedding batches or scans that failed and were retried.");
+        sb_printf(&b, "memfuse_embed_failures_total %llu\n", (unsigned long long)atomic_load(&ap->eq.failures));
+        met_header(&b, "memfuse_vector_index_bytes", "gauge", "Bytes of loaded per-user vector indexes.");
+        sb_printf(&b, "memfuse_vector_index_bytes %zu\n", (size_t)atomic_load(&ap->ui.loaded));
+        met_header(&b, "memfuse_vector_index_budget_bytes", "gauge", "Budget of loaded vector indexes.");
+        sb_printf(&b, "memfuse_vector_index_budget_bytes %zu\n", ap->ui.budget);
+        met_header(&b, "memfuse_vector_index_loads_total", "counter", "Per-user indexes loaded from the store.");
+        sb_printf(&b, "memfuse_vector_index_loads_total %llu\n", (unsigned long long)atomic_load(&ap->ui.loads));
+        met_header(&b, "memfuse_vector_index_evictions_total", "counter", "Per-user indexes unloaded to fit the budget.");
+        sb_printf(&b, "memfuse_vector_index_evictions_total %llu\n", (unsigned long long)atomic_load(&ap->ui.evictions));
+    }
     met_header(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     sb_printf(&b, "process_resident_memory_bytes %lld\n", (long long)met_rss_bytes());
     size_t len;

@@ -18,7 +18,7 @@ int registry_init(registry *r)
 
 static void svc_free(user_svc *u)
 {
-    vindex_free(u->vi);
+    vindex_free(u->vi); /* its bytes left the budget in uidx_forget_user() */
     pthread_rwlock_destroy(&u->vi_lock);
     pthread_mutex_destroy(&u->mu);
     free(u->rounds);

@@ -43,6 +43,8 @@ typedef struct user_svc {
     /* vector index (core/user_index.h), guarded by vi_lock; NULL until first loaded from the store */
     pthread_rwlock_t vi_lock;
     vindex *vi;
+    size_t vi_bytes;               /* what vi counts against the index budget */
+    _Atomic int64_t vi_used_ms;    /* last acquire, for least-recently-used eviction */
 } user_svc;
 
 typedef struct registry {

@@ -234,6 +234,8 @@ typedef struct store_ops {
      * another model. *stored counts the vectors written. */
     int (*vectors_put)(store *s, const store_unit *units, size_t n, const float *vecs, int dim, const char *model,
                        size_t *stored);
+    /* The ids of the users with the most recent rounds, newest first, at most limit. */
+    int (*users_recent)(store *s, int limit, arena *a, const char ***ids, size_t *n);
     /* Deletes every stored vector (memfuse reindex). */
     int (*vectors_clear)(store *s);
     /* Every vector of the user for model (dim floats each). */

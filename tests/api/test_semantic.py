@@ -165,3 +165,35 @@ def test_reindex_embeds_everything_again(spawn):
     api = srv.api()
     res = query(api, u["id"], "dog", store_type="vector", top_k=2)  # no waiting: the vectors are there
     assert {r["id"] for r in res} == {ids[0], kid}, res
+
+
+def metric(api, name):
+    r = api.get(api.root + "/metrics")
+    assert r.status_code == 200
+    for line in r.text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    pytest.fail(f"{name} not in /metrics")
+
+
+def test_indexes_are_evicted_under_the_budget_and_preloaded_at_start(spawn):
+    # ~140 KB per small index here: a 1 MiB budget holds a handful of users
+    srv = spawn("--index-memory", "1", "--preload-users", "3", name="evict")
+    api = srv.api()
+    agent = ok(api.post("/agents", json={"name": "evict-agent"}), 201)["agent"]
+    users = []
+    for i in range(10):
+        u, _, s = world(api, agent=agent)
+        ids = [add_messages(api, s["id"], msgs(t))[0] for t in MEMORIES]
+        users.append((u["id"], ids))
+    for uid, _ in users:
+        wait_vectors(api, uid, len(MEMORIES))
+    for _ in range(2):  # every query correct, whatever was evicted meanwhile
+        for uid, ids in users:
+            assert [r["id"] for r in query(api, uid, "dog", store_type="vector", top_k=1)] == [ids[0]]
+    assert metric(api, "memfuse_vector_index_evictions_total") > 0
+    assert metric(api, "memfuse_vector_index_bytes") <= metric(api, "memfuse_vector_index_budget_bytes") + 200_000
+    srv.stop()
+    srv.restart()
+    api = srv.api()
+    assert metric(api, "memfuse_vector_index_loads_total") == 3  # the 3 most recently active, before any query

@@ -75,6 +75,26 @@ static int op_units_get(store *s, enum store_hit_type type, const char *const *i
     return rc;
 }
 
+static int read_id(sqlite3_stmt *st, arena *a, void *dst)
+{
+    const char **id = dst;
+    *id = sq_col_dup(a, st, 0);
+    return *id ? STORE_OK : STORE_ERROR;
+}
+
+static int op_users_recent(store *s, int limit, arena *a, const char ***ids, size_t *n)
+{
+    sq_conn *c = sq_reader_get(SQ(s));
+    sqlite3_stmt *st = sq_prepare(c, "SELECT user_id FROM rounds GROUP BY user_id ORDER BY max(created_at) DESC LIMIT ?1");
+    int rc = STORE_ERROR;
+    if (st) {
+        sqlite3_bind_int(st, 1, limit);
+        rc = sq_collect(st, a, sizeof **ids, read_id, (size_t)-1, (void **)ids, n);
+    }
+    sq_reader_put(SQ(s), c);
+    return rc;
+}
+
 static int job_clear(sq_conn *c, void *arg)
 {
     (void)arg;
@@ -230,6 +250,7 @@ void sq_ops_vectors(store_ops *ops)
     ops->units_get = op_units_get;
     ops->vectors_put = op_vectors_put;
     ops->vectors_clear = op_vectors_clear;
+    ops->users_recent = op_users_recent;
     ops->vectors_of_user = op_vectors_of_user;
     ops->hits_get = op_hits_get;
 }
