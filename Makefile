@@ -59,6 +59,7 @@ test: deps
 	$(MAKE) test-api
 	$(MAKE) test-asan
 	$(MAKE) fuzz
+	$(MAKE) test-pg
 
 test-unit: $(TEST_BINS)
 	@bash scripts/run-unit-tests.sh $(TEST_BINS)
@@ -103,3 +104,27 @@ $(EMBED_BENCH): bench/embed_bench.c $(LIB_OBJS)
 .PHONY: bench-embed
 bench-embed: $(EMBED_BENCH)
 	./$(EMBED_BENCH)
+
+# --- PostgreSQL backend (src/store/pg; issue 5) ----------------------------------------------------------
+# make test-pg   starts a throwaway PostgreSQL 15 cluster (scripts/with-postgres.sh: initdb in a temporary
+#                directory, loopback only, a free port), runs the tests/pg/test_pg_*.c unit tests and the
+#                black-box suite (tests/api, -m "not slow") with every server on --store postgres, then
+#                removes the cluster.
+PG_TEST_SRCS := $(sort $(wildcard tests/pg/test_pg_*.c))
+PG_TEST_BINS := $(PG_TEST_SRCS:tests/pg/%.c=$(BUILD)/tests-pg/%)
+$(BUILD)/tests-pg/%: tests/pg/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -lcmocka
+.PHONY: test-pg
+test-pg: $(BUILD)/memfuse $(PG_TEST_BINS)
+	bash scripts/with-postgres.sh bash -c 'bash scripts/run-unit-tests.sh $(PG_TEST_BINS) && \
+	  MEMFUSE_BIN=$(abspath $(BUILD)/memfuse) /usr/bin/python3 -m pytest -q -m "not slow" tests/api'
+# make bench-pg  pool acquire/release latency (1, 8, 64 threads; validation on idle vs every checkout)
+#                against a throwaway cluster; see BENCHMARKS.md "## PostgreSQL pool".
+PG_BENCH := $(BUILD)/bench/pg_pool_bench
+$(PG_BENCH): bench/pg_pool_bench.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
+.PHONY: bench-pg
+bench-pg: $(PG_BENCH)
+	bash scripts/with-postgres.sh ./$(PG_BENCH)

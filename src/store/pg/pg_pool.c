@@ -136,7 +136,12 @@ static int check(pg_pool *p, pg_conn **cp)
 {
     pg_conn *c = *cp;
     int64_t now = pg_now_ns();
-    int replace = c->broken || PQstatus(c->pg) != CONNECTION_OK || c->generation != p->generation;
+    /* PQconsumeInput reads whatever the server sent while the connection sat idle, without a round trip
+     * (a non-blocking recv): a server that shut down sent a FATAL message and closed the socket. The
+     * first call takes in that message, the second sees the end of the stream and turns the status bad,
+     * so the connection is replaced here instead of failing the caller's first statement. */
+    int replace = c->broken || c->generation != p->generation || !PQconsumeInput(c->pg) ||
+                  !PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK;
     int validated = 0, recycled = 0;
     if (!replace && p->o.max_age_ms > 0 && now - c->opened_ns > (int64_t)p->o.max_age_ms * 1000000)
         replace = recycled = 1;

@@ -19,8 +19,9 @@
  *   down): callers answer STORE_UNAVAILABLE.
  * - a connection idle for longer than validate_idle_ms is checked with `SELECT 1` at checkout (not on
  *   every checkout; validate_idle_ms = 0 validates every checkout, for comparison); one older than
- *   max_age_ms is closed and replaced; one that failed (PQstatus not OK, marked broken by pg_exec, or left
- *   inside a transaction that cannot be rolled back) is closed at release and replaced on demand.
+ *   max_age_ms is closed and replaced; one the server closed while it sat idle (seen at checkout by
+ *   PQconsumeInput, without a round trip) is replaced; one that failed (PQstatus not OK, marked broken by
+ *   pg_exec, or left inside a transaction that cannot be rolled back) is closed at release.
  * - every connection is opened with connect_timeout, TCP keepalives and a statement_timeout, so no call
  *   waits on the network indefinitely.
  * - pg_pool_flush makes every connection opened so far be closed instead of reused (after a schema

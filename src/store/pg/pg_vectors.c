@@ -76,6 +76,35 @@ static int op_units_get(store *s, enum store_hit_type type, const char *const *i
     return rc;
 }
 
+static int read_id(PGresult *r, int row, arena *a, void *dst)
+{
+    const char **id = dst;
+    *id = pg_dup(a, r, row, 0);
+    return *id ? STORE_OK : STORE_ERROR;
+}
+
+static int op_users_recent(store *s, int limit, arena *a, const char ***ids, size_t *n)
+{
+    const char *p[1] = {pg_itoa(a, limit)};
+    if (!p[0])
+        return STORE_ERROR;
+    pg_conn *c = pg_reader(PGS(s));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    int rc = pg_collect(c, "SELECT user_id FROM rounds GROUP BY user_id ORDER BY max(created_at) DESC LIMIT $1", 1, p,
+                        a, sizeof **ids, read_id, (void **)ids, n);
+    pg_reader_done(PGS(s), c);
+    return rc;
+}
+
+static int job_clear(pg_conn *c, void *arg)
+{
+    (void)arg;
+    return pg_exec(c, "DELETE FROM message_vectors; DELETE FROM knowledge_vectors");
+}
+
+static int op_vectors_clear(store *s) { return pg_write(PGS(s), job_clear, NULL); }
+
 /* bytea text input: "\x" and two hex digits per byte */
 static char *hex_bytea(arena *a, const void *data, size_t len)
 {
@@ -257,6 +286,8 @@ void pg_ops_vectors(store_ops *ops)
     ops->units_unembedded = op_units_unembedded;
     ops->units_get = op_units_get;
     ops->vectors_put = op_vectors_put;
+    ops->users_recent = op_users_recent;
+    ops->vectors_clear = op_vectors_clear;
     ops->vectors_of_user = op_vectors_of_user;
     ops->hits_get = op_hits_get;
 }
