@@ -57,6 +57,7 @@ typedef struct app {
     user_index ui;
     embedq eq;
     int dense; /* the store keeps vectors and the pipeline runs: the vector path is on */
+    _Atomic uint64_t cache_hits, cache_misses; /* query answers served from / not from the cache */
     int64_t started_us;
     route_stats routes[APP_MAX_ROUTES + 1];
 } app;

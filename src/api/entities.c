@@ -1,5 +1,6 @@
 /* entities — users (SPEC §3) and agents (SPEC §4): one implementation, two vocabularies. */
 #include "api/api.h"
+#include "core/qcache.h"
 
 #include <stdio.h>
 
@@ -201,6 +202,7 @@ static void entity_delete(http_request *req, http_response *res, const entity_wo
         return;
     }
     uidx_unload_all(&ap->ui); /* its sessions (of any user) are gone: indexes reload from the store */
+    qcache_bump_all(&ap->reg);
     jw *j = env_begin(res, 200);
     jw_obj(j);
     jw_kstr(j, "agent_id", id);

@@ -5,10 +5,13 @@
  * reciprocal rank (search/fusion.h); "keyword" reports the BM25 score mapped to [0,1] as s/(1+s);
  * "vector" and "graph" answer from layers that hold no data yet, so they return no results. */
 #include "api/api.h"
+#include "core/qcache.h"
 #include "search/fusion.h"
 #include "search/terms.h"
 #include "search/vindex.h"
 #include "util/log.h"
+
+#include <xxhash.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +86,19 @@ static int check_scope(http_request *req, http_response *res, const query_req *q
         }
     }
     return 0;
+}
+
+/* Hash of everything that shapes the answer. */
+static uint64_t cache_key(const query_req *q, const char *user_id)
+{
+    uint64_t h = 0x6d656d66757365ull; /* chained: each field seeds the next */
+    const char *parts[5] = {user_id, q->query, q->session_id, q->agent_id, q->store_type};
+    for (int i = 0; i < 5; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        h = XXH3_64bits_withSeed(p, strlen(p) + 1, h ^ (parts[i] ? 1u : 2u)); /* NULL and "" differ */
+    }
+    int64_t opts[4] = {q->top_k, q->include_messages, q->include_knowledge, q->explain};
+    return XXH3_64bits_withSeed(opts, sizeof opts, h);
 }
 
 /* One result candidate: found by BM25 (rank_k > 0, hit set), by dense search (rank_v > 0), or both. */
@@ -208,6 +224,7 @@ static int hydrate(http_request *req, cand *c, size_t n)
 
 void api_query(http_request *req, http_response *res)
 {
+    user_svc *svc = NULL;
     vctx v;
     v_init(&v, req->a);
     query_req q;
@@ -218,6 +235,17 @@ void api_query(http_request *req, http_response *res)
     if (api_load_user(req, res, user_id, &user) || check_scope(req, res, &q, user_id))
         goto out;
     app *ap = api_app(req);
+    /* the cache: same request, no write of the user since -> the same answer */
+    uint64_t key = cache_key(&q, user_id);
+    svc = registry_get(&ap->reg, user_id, 1);
+    uint64_t gen = svc ? qcache_gen(svc) : 0;
+    if (svc && qcache_get(svc, key, gen, &res->raw, &res->raw_len)) {
+        atomic_fetch_add(&ap->cache_hits, 1);
+        res->status = 200;
+        res->content_type = "application/json";
+        goto out;
+    }
+    atomic_fetch_add(&ap->cache_misses, 1);
     int hybrid = !q.store_type;
     int want_k = hybrid || strcmp(q.store_type, "keyword") == 0;
     int want_v = ap->dense && (hybrid || strcmp(q.store_type, "vector") == 0);
@@ -309,6 +337,10 @@ void api_query(http_request *req, http_response *res)
     else
         snprintf(msg, sizeof msg, "No results found");
     env_end(res, msg);
+    if (svc && !res->body.err && res->body.buf)
+        qcache_put(svc, key, gen, res->body.buf, res->body.len);
 out:
+    if (svc)
+        registry_put(svc);
     v_free(&v);
 }

@@ -142,6 +142,10 @@ static void api_metrics(http_request *req, http_response *res)
     sb_printf(&b, "memfuse_uptime_seconds %.3f\n", (double)(time_now_us() - ap->started_us) / 1e6);
     met_header(&b, "memfuse_user_services", "gauge", "Per-user services held in memory.");
     sb_printf(&b, "memfuse_user_services %zu\n", registry_count(&ap->reg));
+    met_header(&b, "memfuse_query_cache_hits_total", "counter", "Query answers served from the per-user cache.");
+    sb_printf(&b, "memfuse_query_cache_hits_total %llu\n", (unsigned long long)atomic_load(&ap->cache_hits));
+    met_header(&b, "memfuse_query_cache_misses_total", "counter", "Query answers computed.");
+    sb_printf(&b, "memfuse_query_cache_misses_total %llu\n", (unsigned long long)atomic_load(&ap->cache_misses));
     if (ap->dense) {
         met_header(&b, "memfuse_embed_queue_depth", "gauge", "Units queued for embedding.");
         sb_printf(&b, "memfuse_embed_queue_depth %zu\n", embedq_depth(&ap->eq));

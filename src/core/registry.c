@@ -18,6 +18,9 @@ int registry_init(registry *r)
 
 static void svc_free(user_svc *u)
 {
+    for (int i = 0; i < QCACHE_N; i++) /* the cache's entries (core/qcache.h) */
+        free(u->cache[i].body);
+    pthread_mutex_destroy(&u->cache_mu);
     vindex_free(u->vi); /* its bytes left the budget in uidx_forget_user() */
     pthread_rwlock_destroy(&u->vi_lock);
     pthread_mutex_destroy(&u->mu);
@@ -91,6 +94,7 @@ user_svc *registry_get(registry *r, const char *user_id, int create)
     memcpy(fresh->user_id, user_id, len + 1);
     pthread_mutex_init(&fresh->mu, NULL);
     pthread_rwlock_init(&fresh->vi_lock, NULL);
+    pthread_mutex_init(&fresh->cache_mu, NULL);
     atomic_init(&fresh->refs, 2); /* the map's and the caller's */
 
     pthread_rwlock_wrlock(&r->lock);

@@ -20,6 +20,13 @@
 #include "util/ids.h"
 
 #define REG_ID_MAX 40 /* ids are UUID strings (36 bytes) */
+#define QCACHE_N 32   /* cached query answers per user (core/qcache.h) */
+
+typedef struct qcache_entry {
+    uint64_t key, gen;
+    char *body;
+    size_t len;
+} qcache_entry;
 
 typedef struct rb_round {
     char round_id[REG_ID_MAX];
@@ -45,6 +52,12 @@ typedef struct user_svc {
     vindex *vi;
     size_t vi_bytes;               /* what vi counts against the index budget */
     _Atomic int64_t vi_used_ms;    /* last acquire, for least-recently-used eviction */
+
+    /* query answers (core/qcache.h), guarded by cache_mu; gen is the user's write generation */
+    _Atomic uint64_t gen;
+    pthread_mutex_t cache_mu;
+    qcache_entry cache[QCACHE_N];
+    int cache_next;
 } user_svc;
 
 typedef struct registry {

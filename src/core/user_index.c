@@ -1,5 +1,6 @@
 /* user_index — see user_index.h. */
 #include "core/user_index.h"
+#include "core/qcache.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -131,6 +132,7 @@ static user_svc *lock_loaded(user_index *ui, const char *user_id)
 
 void uidx_put(user_index *ui, const store_unit *u, const float *vec)
 {
+    qcache_bump(ui->reg, u->user_id); /* the vector is stored: answers may change */
     user_svc *svc = lock_loaded(ui, u->user_id);
     if (!svc)
         return;

@@ -197,3 +197,26 @@ def test_indexes_are_evicted_under_the_budget_and_preloaded_at_start(spawn):
     srv.restart()
     api = srv.api()
     assert metric(api, "memfuse_vector_index_loads_total") == 3  # the 3 most recently active, before any query
+
+
+def test_query_cache_serves_repeats_and_never_a_stale_answer(api):
+    u, a, s = world(api)
+    add_messages(api, s["id"], msgs("I keep bees in the garden"))
+    body = {"query": "bees garden", "store_type": "keyword", "top_k": 5}
+    first = api.post(f"/users/{u['id']}/query", json=body)
+    hits0 = metric(api, "memfuse_query_cache_hits_total")
+    again = api.post(f"/users/{u['id']}/query", json=body)
+    assert again.json() == first.json() and again.headers["Content-Type"] == "application/json"
+    assert metric(api, "memfuse_query_cache_hits_total") == hits0 + 1
+    # any write of the user makes the cached answer stale: the next query sees it at once
+    mid = add_messages(api, s["id"], msgs("The bees made honey in the garden"))[0]
+    assert mid in [r["id"] for r in query(api, u["id"], "bees garden", store_type="keyword", top_k=5)]
+    ok(api.delete(f"/sessions/{s['id']}/messages", json={"message_ids": [mid]}))
+    assert mid not in [r["id"] for r in query(api, u["id"], "bees garden", store_type="keyword", top_k=5)]
+    ok(api.put(f"/sessions/{s['id']}", json={"name": f"renamed-{u['id'][:8]}"}))
+    res = query(api, u["id"], "bees garden", store_type="keyword", top_k=5)
+    assert res[0]["metadata"]["session_name"] == f"renamed-{u['id'][:8]}"
+    kid = add_knowledge(api, u["id"], ["Bees like lavender in the garden"])[0]
+    assert kid in [r["id"] for r in query(api, u["id"], "bees garden", store_type="keyword", top_k=5)]
+    # a different option is a different answer
+    assert query(api, u["id"], "bees garden", store_type="keyword", top_k=5, include_knowledge=False)[0]["type"] == "message"
