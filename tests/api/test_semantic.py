@@ -202,6 +202,7 @@ def test_indexes_are_evicted_under_the_budget_and_preloaded_at_start(spawn):
 def test_query_cache_serves_repeats_and_never_a_stale_answer(api):
     u, a, s = world(api)
     add_messages(api, s["id"], msgs("I keep bees in the garden"))
+    wait_vectors(api, u["id"], 1)  # a stored vector is a write too: let it land before timing the cache
     body = {"query": "bees garden", "store_type": "keyword", "top_k": 5}
     first = api.post(f"/users/{u['id']}/query", json=body)
     hits0 = metric(api, "memfuse_query_cache_hits_total")
