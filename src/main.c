@@ -225,7 +225,7 @@ static int cmd_serve(int argc, char **argv)
     app ap = {.cfg = &cfg, .started_us = time_now_us()};
     ids_gen_init(&ap.ids);
     int rc = 1;
-    int rb_ok = 0, eq_ok = 0;
+    int rb_ok = 0, eq_ok = 0, tp_ok = 0;
     http_server *srv = NULL;
     ap.st = open_store(&cfg, &ap.ids, cfg.threads + 2);
     if (!ap.st)
@@ -269,6 +269,12 @@ static int cmd_serve(int argc, char **argv)
                      (size_t)atomic_load(&ap.ui.loaded), (double)(time_mono_ns() - t0) / 1e6);
     }
 
+    if (taskpool_start(&ap.tasks, cfg.threads > 4 ? cfg.threads / 2 : 2) != 0) {
+        log_error("cannot start the query task pool");
+        goto done;
+    }
+    tp_ok = 1;
+
     http_server_config hc = {.host = cfg.host, .port = cfg.port, .threads = cfg.threads, .max_body = cfg.max_body};
     srv = http_server_start(&hc, app_dispatch, &ap, err, sizeof err);
     if (!srv) {
@@ -290,6 +296,8 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 done:
     http_server_stop(srv);
+    if (tp_ok)
+        taskpool_stop(&ap.tasks);
     if (eq_ok)
         embedq_stop(&ap.eq);
     if (rb_ok)

@@ -13,6 +13,7 @@
 #include "core/user_index.h"
 #include "http/http.h"
 #include "core/round_buffer.h"
+#include "core/taskpool.h"
 #include "store/store.h"
 #include "util/ids.h"
 #include "util/metrics.h"
@@ -57,6 +58,7 @@ typedef struct app {
     user_index ui;
     embedq eq;
     int dense; /* the store keeps vectors and the pipeline runs: the vector path is on */
+    taskpool tasks; /* runs the dense half of hybrid queries beside the keyword half */
     _Atomic uint64_t cache_hits, cache_misses; /* query answers served from / not from the cache */
     int64_t started_us;
     route_stats routes[APP_MAX_ROUTES + 1];

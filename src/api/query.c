@@ -168,31 +168,37 @@ static void write_hit(jw *j, const cand *c, const query_req *q, const char *user
     jw_obj_end(j);
 }
 
-/* Dense path: embeds the query and searches the user's index. Returns a store_rc; *hits in the arena. */
-static int dense(http_request *req, const query_req *q, const char *user_id, int n, vindex_hit **hits, size_t *nh)
+/* Dense path: embeds the query and searches the user's index. It runs on the task pool while the request
+ * thread runs BM25, so it touches no arena: its buffers are allocated before it is submitted. */
+typedef struct dense_job {
+    app *ap;
+    const query_req *q;
+    const char *user_id;
+    float *qv;
+    vindex_hit *hits;
+    size_t k, n;
+    int rc;
+} dense_job;
+
+static void dense_run(void *arg)
 {
-    app *ap = api_app(req);
-    *nh = 0;
-    int dim = embed_dim(ap->emb);
-    float *qv = arena_alloc(req->a, (size_t)dim * sizeof *qv);
-    *hits = arena_alloc(req->a, (size_t)n * sizeof **hits);
-    if (!qv || !*hits)
-        return STORE_ERROR;
-    size_t len = strlen(q->query);
+    dense_job *j = arg;
+    size_t len = strlen(j->q->query);
     char err[256];
-    if (embed_batch(ap->emb, &q->query, &len, 1, qv, err, sizeof err) != 0) {
+    if (embed_batch(j->ap->emb, &j->q->query, &len, 1, j->qv, err, sizeof err) != 0) {
         log_warn("query embedding failed: %s", err);
-        return STORE_UNAVAILABLE;
+        j->rc = STORE_UNAVAILABLE;
+        return;
     }
     user_svc *svc;
-    int rc;
-    vindex *vi = uidx_acquire(&ap->ui, user_id, &svc, &rc);
+    vindex *vi = uidx_acquire(&j->ap->ui, j->user_id, &svc, &j->rc);
     if (!vi)
-        return rc;
-    vindex_filter f = {.agent_id = q->agent_id, .messages = q->include_messages, .knowledge = q->include_knowledge};
-    *nh = vindex_search(vi, qv, (size_t)n, &f, *hits);
+        return;
+    vindex_filter f = {.agent_id = j->q->agent_id, .messages = j->q->include_messages,
+                       .knowledge = j->q->include_knowledge};
+    j->n = vindex_search(vi, j->qv, j->k, &f, j->hits);
     uidx_release(svc);
-    return STORE_OK;
+    j->rc = STORE_OK;
 }
 
 /* Loads the records of candidates found only by the dense path. */
@@ -256,30 +262,42 @@ void api_query(http_request *req, http_response *res)
     if (!q.include_messages && !q.include_knowledge)
         want_k = want_v = 0;
 
+    dense_job dj = {.ap = ap, .q = &q, .user_id = user_id, .k = (size_t)depth, .rc = STORE_OK};
+    pool_task dt = {.fn = dense_run, .arg = &dj};
+    if (want_v) {
+        dj.qv = arena_alloc(req->a, (size_t)embed_dim(ap->emb) * sizeof *dj.qv);
+        dj.hits = arena_alloc(req->a, (size_t)depth * sizeof *dj.hits);
+        if (!dj.qv || !dj.hits) {
+            api_store_error(res, STORE_ERROR, "query memory");
+            goto out;
+        }
+        taskpool_submit(&ap->tasks, &dt); /* runs beside the keyword path below */
+    }
     store_hit *kh = NULL;
     size_t nk = 0;
+    int krc = STORE_OK;
     if (want_k) {
         size_t nt;
         const char **terms = terms_extract(req->a, q.query, &nt);
         store_search s = {.user_id = user_id, .agent_id = q.agent_id, .terms = terms, .n_terms = terms ? nt : 0,
                           .include_messages = q.include_messages, .include_knowledge = q.include_knowledge,
                           .limit = depth};
-        int rc = ap->st->ops->search_keyword(ap->st, &s, req->a, &kh, &nk);
-        if (rc != STORE_OK) {
-            api_store_error(res, rc, "query memory");
-            goto out;
-        }
+        krc = ap->st->ops->search_keyword(ap->st, &s, req->a, &kh, &nk);
     }
-    vindex_hit *vh = NULL;
-    size_t nv = 0;
-    if (want_v) {
-        int rc = dense(req, &q, user_id, depth, &vh, &nv);
-        if (rc != STORE_OK && !hybrid) {
-            api_store_error(res, rc, "query memory");
+    if (want_v)
+        taskpool_wait(&ap->tasks, &dt);
+    if (krc != STORE_OK) {
+        api_store_error(res, krc, "query memory");
+        goto out;
+    }
+    vindex_hit *vh = dj.hits;
+    size_t nv = want_v ? dj.n : 0;
+    if (want_v && dj.rc != STORE_OK) {
+        if (!hybrid) {
+            api_store_error(res, dj.rc, "query memory");
             goto out;
         }
-        if (rc != STORE_OK) /* hybrid degrades to the keyword path */
-            nv = 0;
+        nv = 0; /* hybrid degrades to the keyword path */
     }
 
     cand *c = arena_calloc(req->a, nk + nv + 1, sizeof *c);
