@@ -128,3 +128,15 @@ $(PG_BENCH): bench/pg_pool_bench.c $(LIB_OBJS)
 .PHONY: bench-pg
 bench-pg: $(PG_BENCH)
 	bash scripts/with-postgres.sh ./$(PG_BENCH)
+
+# --- Vector index benchmark (src/search/vindex.c, hnsw.c; see BENCHMARKS.md "## Vector index (exact vs HNSW)") --
+# make bench-vindex  builds build/bench/vindex_bench and runs it at 100k vectors of dim 512 (1000 queries):
+#                    graph build time, exact scan vs HNSW p50/p99 per query, recall@10, scan bandwidth.
+#                    Other sizes: build/bench/vindex_bench N DIM QUERIES.
+VINDEX_BENCH := $(BUILD)/bench/vindex_bench
+$(VINDEX_BENCH): bench/vindex_bench.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
+.PHONY: bench-vindex
+bench-vindex: $(VINDEX_BENCH)
+	./$(VINDEX_BENCH) 100000 512 1000

@@ -163,7 +163,8 @@ static int cmd_serve(int argc, char **argv)
                       .threads = default_threads(), .max_body = 8u << 20, .log_level = "info",
                       .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000},
                       .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
-                      .w_keyword = 2.0, .w_vector = 1.0, .index_memory_mb = 1024, .preload_users = 100};
+                      .w_keyword = 2.0, .w_vector = 1.0, .index_memory_mb = 1024, .preload_users = 100,
+                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD};
     int idle_s = 60;
     char err[512];
     embed_config ec;
@@ -193,6 +194,7 @@ static int cmd_serve(int argc, char **argv)
         {"--weight-keyword", "MEMFUSE_WEIGHT_KEYWORD", OPT_DOUBLE, &cfg.w_keyword, "RRF weight of BM25"},
         {"--weight-vector", "MEMFUSE_WEIGHT_VECTOR", OPT_DOUBLE, &cfg.w_vector, "RRF weight of dense search"},
         {"--index-memory", "MEMFUSE_INDEX_MEMORY", OPT_INT, &cfg.index_memory_mb, "MiB of loaded vector indexes"},
+        {"--hnsw-threshold", "MEMFUSE_HNSW_THRESHOLD", OPT_INT, &cfg.hnsw_threshold, "vectors per user from which search uses HNSW (0: never)"},
         {"--preload-users", "MEMFUSE_PRELOAD_USERS", OPT_INT, &cfg.preload_users, "indexes loaded at start"},
     };
     if (parse_options(opts, (int)(sizeof opts / sizeof opts[0]), argc, argv) != 0) {
@@ -252,7 +254,7 @@ static int cmd_serve(int argc, char **argv)
     }
     cfg.embedder = embed_model_id(ap.emb);
     ap.ui = (user_index){.reg = &ap.reg, .st = ap.st, .model = embed_model_id(ap.emb), .dim = embed_dim(ap.emb),
-                         .budget = (size_t)cfg.index_memory_mb << 20};
+                         .budget = (size_t)cfg.index_memory_mb << 20, .hnsw_threshold = (size_t)cfg.hnsw_threshold};
     const store_ops *so = ap.st->ops;
     if (!so->units_unembedded || !so->units_get || !so->vectors_put || !so->vectors_of_user || !so->hits_get) {
         log_warn("store %s keeps no vectors yet: dense retrieval is off (keyword search only)", cfg.store_kind);

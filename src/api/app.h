@@ -36,6 +36,7 @@ typedef struct app_config {
     embedq_config embedq;
     double w_keyword, w_vector; /* fusion weights (RRF) */
     int index_memory_mb;        /* budget of loaded vector indexes */
+    int hnsw_threshold;         /* vectors per user from which dense search walks an HNSW graph; 0: never */
     int preload_users;          /* indexes loaded at start */
 } app_config;
 

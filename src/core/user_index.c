@@ -60,7 +60,7 @@ static int load(user_index *ui, user_svc *svc)
     size_t n;
     int rc = ui->st->ops->vectors_of_user(ui->st, svc->user_id, ui->model, ui->dim, &a, &v, &n);
     vindex *vi = rc == STORE_OK ? vindex_new(ui->dim) : NULL;
-    if (rc == STORE_OK && !vi)
+    if (rc == STORE_OK && (!vi || vindex_set_hnsw_threshold(vi, ui->hnsw_threshold) != 0))
         rc = STORE_ERROR;
     for (size_t i = 0; rc == STORE_OK && i < n; i++)
         if (vindex_put(vi, v[i].u.id, v[i].u.type, v[i].u.session_id, v[i].u.agent_id, v[i].vec) != 0)

@@ -25,6 +25,7 @@ typedef struct user_index {
     const char *model;
     int dim;
     size_t budget;           /* bytes of loaded indexes; 0: unlimited */
+    size_t hnsw_threshold;   /* vectors from which an index searches an HNSW graph; 0: never (exact only) */
     _Atomic size_t loaded;   /* bytes loaded now */
     _Atomic uint64_t loads, evictions;
 } user_index;

@@ -1,5 +1,11 @@
-/* vindex — see vindex.h. */
+/* vindex — see vindex.h.
+ *
+ * The graph (hnsw.h) keeps one node per row it has seen; each row knows its node (vrow.node) and the graph
+ * knows each live node's row, so the swap-with-last of a removal is one hnsw_move. A replaced or removed row
+ * leaves a tombstone; when tombstones pass a quarter of the nodes the graph is rebuilt from the live rows
+ * (or dropped, when the rows fell below the threshold). */
 #include "search/vindex.h"
+#include "search/hnsw.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +20,7 @@ typedef struct vrow {
     char session_id[VINDEX_ID_MAX];
     char agent_id[VINDEX_ID_MAX];
     int type;
+    uint32_t node; /* in the graph, when there is one */
 } vrow;
 
 struct vindex {
@@ -23,6 +30,8 @@ struct vindex {
     vrow *rows;  /* cap */
     size_t *slots; /* open addressing: row index + 1, 0 = empty; nslots a power of two >= 2 * cap */
     size_t nslots;
+    size_t threshold; /* rows from which the graph is used; 0: never */
+    hnsw *g;          /* NULL: exact scan only */
 };
 
 static float dot_scalar(const float *a, const float *b, int dim)
@@ -87,8 +96,10 @@ vindex *vindex_new(int dim)
     if (dim <= 0)
         return NULL;
     vindex *v = calloc(1, sizeof *v);
-    if (v)
+    if (v) {
         v->dim = dim;
+        v->threshold = VINDEX_HNSW_THRESHOLD;
+    }
     return v;
 }
 
@@ -99,6 +110,7 @@ void vindex_free(vindex *v)
     free(v->mat);
     free(v->rows);
     free(v->slots);
+    hnsw_free(v->g);
     free(v);
 }
 
@@ -106,7 +118,60 @@ int vindex_dim(const vindex *v) { return v->dim; }
 size_t vindex_size(const vindex *v) { return v->n; }
 size_t vindex_bytes(const vindex *v)
 {
-    return v->cap * ((size_t)v->dim * sizeof(float) + sizeof(vrow)) + v->nslots * sizeof(size_t);
+    return v->cap * ((size_t)v->dim * sizeof(float) + sizeof(vrow)) + v->nslots * sizeof(size_t) +
+           (v->g ? hnsw_bytes(v->g) : 0);
+}
+
+int vindex_has_graph(const vindex *v) { return v->g != NULL; }
+
+static void drop_graph(vindex *v)
+{
+    hnsw_free(v->g);
+    v->g = NULL;
+}
+
+/* A graph over every row, replacing the current one. -1 when out of memory (the current one stays). */
+static int build_graph(vindex *v)
+{
+    hnsw *g = hnsw_new(v->dim, NULL);
+    if (!g)
+        return -1;
+    for (size_t r = 0; r < v->n; r++) {
+        uint32_t node;
+        if (hnsw_insert(g, v->mat, r, &node) != 0) {
+            hnsw_free(g);
+            return -1;
+        }
+    }
+    for (size_t r = 0; r < v->n; r++)
+        v->rows[r].node = (uint32_t)r; /* a fresh graph numbers its nodes in insertion order */
+    hnsw_free(v->g);
+    v->g = g;
+    return 0;
+}
+
+/* After a change: build the graph when the rows reach the threshold, rebuild it when a quarter of its
+ * nodes are tombstones (drop it when the rows fell below the threshold). */
+static int settle(vindex *v)
+{
+    if (!v->g)
+        return v->threshold && v->n >= v->threshold ? build_graph(v) : 0;
+    if (hnsw_tombstones(v->g) * 4 <= hnsw_nodes(v->g))
+        return 0;
+    if (!v->threshold || v->n < v->threshold) {
+        drop_graph(v);
+        return 0;
+    }
+    build_graph(v); /* out of memory: the old graph still answers correctly */
+    return 0;
+}
+
+int vindex_set_hnsw_threshold(vindex *v, size_t threshold)
+{
+    v->threshold = threshold;
+    if (!threshold)
+        drop_graph(v);
+    return settle(v);
 }
 
 static size_t *slot_of(const vindex *v, const char *id)
@@ -165,6 +230,8 @@ int vindex_put(vindex *v, const char *id, int type, const char *session_id, cons
     size_t row;
     if (sl && *sl) {
         row = *sl - 1;
+        if (v->g && hnsw_delete(v->g, v->mat, v->rows[row].node) != 0)
+            drop_graph(v); /* out of memory: exact search until the next build */
     } else {
         if (v->n == v->cap && grow(v) != 0)
             return -1;
@@ -177,7 +244,11 @@ int vindex_put(vindex *v, const char *id, int type, const char *session_id, cons
     copy_id(r->agent_id, agent_id);
     r->type = type;
     memcpy(v->mat + row * (size_t)v->dim, vec, (size_t)v->dim * sizeof(float));
-    return 0;
+    if (v->g && hnsw_insert(v->g, v->mat, row, &r->node) != 0) {
+        drop_graph(v);
+        return -1;
+    }
+    return settle(v);
 }
 
 static void remove_row(vindex *v, size_t row)
@@ -186,6 +257,8 @@ static void remove_row(vindex *v, size_t row)
     /* delete row's slot, re-inserting the cluster after it (linear probing) */
     size_t i = (size_t)(slot_of(v, v->rows[row].id) - v->slots);
     v->slots[i] = 0;
+    if (v->g && hnsw_delete(v->g, v->mat, v->rows[row].node) != 0)
+        drop_graph(v); /* out of memory: exact search until the next build */
     for (size_t j = (i + 1) & (v->nslots - 1); v->slots[j]; j = (j + 1) & (v->nslots - 1)) {
         size_t r = v->slots[j];
         v->slots[j] = 0;
@@ -195,6 +268,8 @@ static void remove_row(vindex *v, size_t row)
         v->rows[row] = v->rows[last];
         memcpy(v->mat + row * (size_t)v->dim, v->mat + last * (size_t)v->dim, (size_t)v->dim * sizeof(float));
         *slot_of(v, v->rows[row].id) = row + 1;
+        if (v->g)
+            hnsw_move(v->g, v->rows[row].node, row);
     }
     v->n--;
 }
@@ -205,6 +280,7 @@ int vindex_remove(vindex *v, const char *id)
     if (!sl || !*sl)
         return 0;
     remove_row(v, *sl - 1);
+    settle(v);
     return 1;
 }
 
@@ -217,6 +293,8 @@ size_t vindex_remove_session(vindex *v, const char *session_id)
             removed++;
         }
     }
+    if (removed)
+        settle(v);
     return removed;
 }
 
@@ -260,16 +338,56 @@ static int by_sim_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+static int passes(const vrow *row, const vindex_filter *f)
+{
+    if (row->type == 0 ? !f->messages : !f->knowledge)
+        return 0;
+    return !f->agent_id || row->type != 0 || strcmp(row->agent_id, f->agent_id) == 0;
+}
+
+typedef struct accept_ctx {
+    const vindex *v;
+    const vindex_filter *f;
+} accept_ctx;
+
+static int accept_row(size_t row, void *ctx)
+{
+    const accept_ctx *a = ctx;
+    return passes(&a->v->rows[row], a->f);
+}
+
+/* The graph's answer, or 0 when it has fewer than k (out of memory, or the filter passes too few rows for
+ * the walk): the caller then scans. */
+static size_t graph_search(const vindex *v, const float *q, size_t k, const vindex_filter *f, vindex_hit *out)
+{
+    hnsw_hit stack[64], *hh = k <= 64 ? stack : malloc(k * sizeof *hh);
+    if (!hh)
+        return 0;
+    accept_ctx a = {v, f};
+    size_t n = 0;
+    if (hnsw_search(v->g, v->mat, q, k, 0, accept_row, &a, hh, &n) != 0 || n < k)
+        n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const vrow *row = &v->rows[hh[i].row];
+        memcpy(out[i].id, row->id, sizeof out[i].id);
+        out[i].type = row->type;
+        out[i].sim = hh[i].sim;
+    }
+    if (hh != stack)
+        free(hh);
+    return n;
+}
+
 size_t vindex_search(const vindex *v, const float *q, size_t k, const vindex_filter *f, vindex_hit *out)
 {
     size_t n = 0;
     if (k == 0)
         return 0;
+    if (v->g && k < v->n && (n = graph_search(v, q, k, f, out)) > 0)
+        return n;
     for (size_t r = 0; r < v->n; r++) {
         const vrow *row = &v->rows[r];
-        if (row->type == 0 ? !f->messages : !f->knowledge)
-            continue;
-        if (f->agent_id && row->type == 0 && strcmp(row->agent_id, f->agent_id) != 0)
+        if (!passes(row, f))
             continue;
         heap_push(out, &n, k, row, vindex_dot(q, v->mat + r * (size_t)v->dim, v->dim));
     }

@@ -1,4 +1,5 @@
-/* vindex — one user's in-memory vector index: exact (brute-force) cosine search.
+/* vindex — one user's in-memory vector index: exact (brute-force) cosine search, and an HNSW graph above a
+ * size threshold.
  *
  * Owns: the user's unit vectors (L2-normalised, so cosine = dot product) in one contiguous row-major
  * matrix, with each row's id, type, session and agent for filtering, and a hash from id to row. Removal
@@ -6,6 +7,14 @@
  * filter (agent, type) with an AVX2+FMA dot product when the CPU has it (checked once, at run time) or a
  * portable loop, keeping the best k in a small heap: filters are applied inside the scan, so k results come
  * back whenever k rows pass the filter.
+ *
+ * From VINDEX_HNSW_THRESHOLD rows (vindex_set_hnsw_threshold changes it) the index also owns an HNSW graph
+ * (hnsw.h) over its rows, built when the rows reach the threshold and kept up to date by put/remove from
+ * then on (a replaced or removed row leaves a tombstone; a quarter of tombstones rebuilds the graph, or drops
+ * it when the rows fell below the threshold). Search then walks the graph (approximate: recall@10 ≈ 0.98+),
+ * filtering inside the walk, and scans exactly when the graph finds fewer than k rows passing the filter,
+ * so k results still come back whenever k rows pass. Puts cost O(ef_construction · log n) dot products with
+ * a graph (the put that crosses the threshold, or a rebuild, costs a whole build), searches O(ef · log n).
  *
  * Not thread-safe: the owner (the user's service) guards it with a read-write lock — search under the read
  * lock, put/remove under the write lock. Ids are at most VINDEX_ID_MAX-1 bytes (UUID strings). */
@@ -15,6 +24,7 @@
 #include <stddef.h>
 
 #define VINDEX_ID_MAX 40
+#define VINDEX_HNSW_THRESHOLD 20000 /* default rows from which the graph is used */
 
 typedef struct vindex vindex;
 
@@ -30,11 +40,17 @@ typedef struct vindex_hit {
 } vindex_hit;
 
 vindex *vindex_new(int dim);
+/* Rows from which search uses the HNSW graph (0: never, exact scan only); builds or drops the graph to
+ * match. 0, or -1 when the build runs out of memory (the index stays exact and correct). */
+int vindex_set_hnsw_threshold(vindex *v, size_t threshold);
+/* Whether searches currently go through the graph (for tests and benchmarks). */
+int vindex_has_graph(const vindex *v);
 void vindex_free(vindex *v);
 int vindex_dim(const vindex *v);
 size_t vindex_size(const vindex *v);
 size_t vindex_bytes(const vindex *v);
-/* Adds or replaces the row of id. Returns 0, or -1 (out of memory, id too long). */
+/* Adds or replaces the row of id. Returns 0, or -1 (out of memory, id too long: the owner should drop the
+ * index; rows are consistent but the graph may be missing). */
 int vindex_put(vindex *v, const char *id, int type, const char *session_id, const char *agent_id, const float *vec);
 /* Removes id's row if present; returns 1 if it was. */
 int vindex_remove(vindex *v, const char *id);
