@@ -130,22 +130,28 @@ static user_svc *lock_loaded(user_index *ui, const char *user_id)
     return svc;
 }
 
+/* Brings the budget's total in line with the index's size after it changed (write lock held): growth,
+ * and a graph built or rebuilt by a put or a remove, count against the budget. */
+static void recount(user_index *ui, user_svc *svc)
+{
+    size_t b = vindex_bytes(svc->vi);
+    if (b > svc->vi_bytes)
+        atomic_fetch_add(&ui->loaded, b - svc->vi_bytes);
+    else
+        atomic_fetch_sub(&ui->loaded, svc->vi_bytes - b);
+    svc->vi_bytes = b;
+}
+
 void uidx_put(user_index *ui, const store_unit *u, const float *vec)
 {
     qcache_bump(ui->reg, u->user_id); /* the vector is stored: answers may change */
     user_svc *svc = lock_loaded(ui, u->user_id);
     if (!svc)
         return;
-    if (vindex_put(svc->vi, u->id, u->type, u->session_id, u->agent_id, vec) != 0) {
+    if (vindex_put(svc->vi, u->id, u->type, u->session_id, u->agent_id, vec) != 0)
         drop(ui, svc); /* out of memory: the next query reloads it from the store */
-    } else {
-        size_t b = vindex_bytes(svc->vi); /* growth counts against the budget too */
-        if (b > svc->vi_bytes)
-            atomic_fetch_add(&ui->loaded, b - svc->vi_bytes);
-        else
-            atomic_fetch_sub(&ui->loaded, svc->vi_bytes - b);
-        svc->vi_bytes = b;
-    }
+    else
+        recount(ui, svc);
     uidx_release(svc);
 }
 
@@ -156,6 +162,7 @@ void uidx_remove(user_index *ui, const char *user_id, const char *const *ids, si
         return;
     for (size_t i = 0; i < n; i++)
         vindex_remove(svc->vi, ids[i]);
+    recount(ui, svc);
     uidx_release(svc);
 }
 
@@ -165,6 +172,7 @@ void uidx_remove_session(user_index *ui, const char *user_id, const char *sessio
     if (!svc)
         return;
     vindex_remove_session(svc->vi, session_id);
+    recount(ui, svc);
     uidx_release(svc);
 }
 
