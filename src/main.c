@@ -11,6 +11,7 @@
  * server; then one line on stdout saying where it listens. SIGTERM/SIGINT: stop accepting, wait for
  * requests in flight, stop the pipeline and the timer, close the store (WAL checkpointed), exit 0. */
 #include "api/app.h"
+#include "core/qcache.h"
 #include "embed/embed.h"
 #include "embed/embed_cli.h"
 #include "http/server.h"
@@ -157,6 +158,20 @@ static store *open_store(const app_config *cfg, ids_gen *ids, int read_conns)
     return st;
 }
 
+/* Another process on the same database changed a user's data ("*": anything): drop what this process
+ * cached for it; it reloads from the store on the next query. */
+static void on_remote_change(void *ctx, const char *user_id)
+{
+    app *ap = ctx;
+    if (strcmp(user_id, "*") == 0) {
+        qcache_bump_all(&ap->reg);
+        uidx_unload_all(&ap->ui);
+    } else {
+        qcache_bump(&ap->reg, user_id);
+        uidx_forget_user(&ap->ui, user_id);
+    }
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     app_config cfg = {.host = "0.0.0.0", .port = 8000, .data_dir = "./data", .store_kind = "sqlite",
@@ -271,6 +286,10 @@ static int cmd_serve(int argc, char **argv)
                      (size_t)atomic_load(&ap.ui.loaded), (double)(time_mono_ns() - t0) / 1e6);
     }
 
+    if (ap.st->ops->listen && ap.st->ops->listen(ap.st, on_remote_change, &ap) != STORE_OK) {
+        log_error("cannot listen for other processes' changes");
+        goto done;
+    }
     if (taskpool_start(&ap.tasks, cfg.threads > 4 ? cfg.threads / 2 : 2) != 0) {
         log_error("cannot start the query task pool");
         goto done;

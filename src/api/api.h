@@ -44,6 +44,10 @@ void api_write_message(jw *w, const store_message *m);
 void api_write_knowledge(jw *w, const store_knowledge *k);
 void api_write_id_list(jw *w, const char *key, const char *const *ids, size_t n);
 
+/* A write of user_id ("*": of anything) is durable: drop this process's cached answers for it and tell the
+ * other processes on the same database (store->notify_user), which drop their cached state too. */
+void api_changed(app *ap, const char *user_id);
+
 /* Validates the body as a JSON object: NULL after answering 422. */
 cJSON *api_body(http_request *req, http_response *res, vctx *v);
 

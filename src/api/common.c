@@ -1,5 +1,6 @@
 /* common — see api.h. */
 #include "api/api.h"
+#include "core/qcache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,16 @@ void api_store_error(http_response *res, int rc, const char *op)
     char msg[128];
     snprintf(msg, sizeof msg, "Failed to %s", op);
     env_error(res, 500, msg, "general", msg);
+}
+
+void api_changed(app *ap, const char *user_id)
+{
+    if (strcmp(user_id, "*") == 0)
+        qcache_bump_all(&ap->reg);
+    else
+        qcache_bump(&ap->reg, user_id);
+    if (ap->st->ops->notify_user)
+        ap->st->ops->notify_user(ap->st, user_id); /* best effort: a lost notice only costs staleness */
 }
 
 void api_forbidden(http_response *res) { env_error(res, 403, "Forbidden", "general", "Forbidden"); }

@@ -197,12 +197,14 @@ static void entity_delete(http_request *req, http_response *res, const entity_wo
     if (w->kind == STORE_USERS) {
         uidx_forget_user(&ap->ui, id);
         registry_remove(&ap->reg, id); /* its buffers and indexes go with it */
+        if (ap->st->ops->notify_user)
+            ap->st->ops->notify_user(ap->st, id);
         res->status = 204;
         res->no_body = 1;
         return;
     }
     uidx_unload_all(&ap->ui); /* its sessions (of any user) are gone: indexes reload from the store */
-    qcache_bump_all(&ap->reg);
+    api_changed(ap, "*");
     jw *j = env_begin(res, 200);
     jw_obj(j);
     jw_kstr(j, "agent_id", id);

@@ -69,7 +69,7 @@ void api_knowledge_add(http_request *req, http_response *res)
     else if (rc != STORE_OK)
         api_store_error(res, rc, "add knowledge items");
     else {
-        qcache_bump(&api_app(req)->reg, req->params[0]);
+        api_changed(api_app(req), req->params[0]);
         if (api_app(req)->dense)
             embedq_push(&api_app(req)->eq, STORE_HIT_KNOWLEDGE, ids, n);
         id_array(res, 201, ids, n, "Knowledge items added successfully");
@@ -140,7 +140,7 @@ static void change(http_request *req, http_response *res, int update)
         else {
             app *ap = api_app(req);
             uidx_remove(&ap->ui, req->params[0], done, nd);
-            qcache_bump(&ap->reg, req->params[0]);
+            api_changed(ap, req->params[0]);
             if (update && ap->dense)
                 embedq_push(&ap->eq, STORE_HIT_KNOWLEDGE, done, nd);
             id_array(res, 200, done, nd, update ? "Knowledge items updated successfully" : "Knowledge items deleted successfully");

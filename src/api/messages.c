@@ -90,7 +90,7 @@ void api_messages_add(http_request *req, http_response *res)
         goto out;
     }
     rb_commit(&ap->rb, &plan, added.round_id);
-    qcache_bump(&ap->reg, s.user_id);
+    api_changed(ap, s.user_id);
     if (ap->dense)
         embedq_push(&ap->eq, STORE_HIT_MESSAGE, added.message_ids, added.n);
     jw *j = env_begin(res, 201);
@@ -224,7 +224,7 @@ static void change(http_request *req, http_response *res, int update)
     } else {
         app *ap = api_app(req);
         uidx_remove(&ap->ui, s.user_id, ids, n); /* stale vectors leave the index; updates are re-embedded */
-        qcache_bump(&ap->reg, s.user_id);
+        api_changed(ap, s.user_id);
         if (update && ap->dense)
             embedq_push(&ap->eq, STORE_HIT_MESSAGE, ids, n);
         jw *j = env_begin(res, 200);

@@ -164,7 +164,7 @@ void api_sessions_update(http_request *req, http_response *res)
     else if (rc != STORE_OK)
         api_store_error(res, rc, "update session");
     else {
-        qcache_bump(&api_app(req)->reg, s.user_id); /* answers carry the session's name */
+        api_changed(api_app(req), s.user_id); /* answers carry the session's name */
         session_out(res, 200, &s, "Session updated successfully");
     }
 out:
@@ -188,7 +188,7 @@ void api_sessions_delete(http_request *req, http_response *res)
     }
     rb_forget_session(&ap->rb, s.user_id, s.id);
     uidx_remove_session(&ap->ui, s.user_id, s.id);
-    qcache_bump(&ap->reg, s.user_id);
+    api_changed(ap, s.user_id);
     jw *j = env_begin(res, 200);
     jw_obj(j);
     jw_kstr(j, "session_id", s.id);

@@ -48,6 +48,14 @@ static int embed_units_with(store *st, embedder *emb, user_index *ui, store_unit
     }
     for (size_t i = 0; ui && i < n; i++)
         uidx_put(ui, &u[i], vecs + i * (size_t)dim);
+    /* other processes on the same database drop these users' indexes and answers (once per user) */
+    for (size_t i = 0; st->ops->notify_user && stored && i < n; i++) {
+        size_t k = 0;
+        while (k < i && strcmp(u[k].user_id, u[i].user_id) != 0)
+            k++;
+        if (k == i)
+            st->ops->notify_user(st, u[i].user_id);
+    }
     return (int)stored;
 }
 

@@ -245,6 +245,12 @@ typedef struct store_ops {
     int (*hits_get)(store *s, enum store_hit_type type, const char *const *ids, size_t n, arena *a, store_hit **out,
                     size_t *n_out);
 
+    /* Cross-process coherence (several servers on one database). notify_user publishes that a user's data
+     * changed ("*": everything); listen starts delivering other processes' notifications to cb on a thread
+     * of the store's (never this process's own). A single-process backend leaves both NULL. */
+    int (*notify_user)(store *s, const char *user_id);
+    int (*listen)(store *s, void (*cb)(void *ctx, const char *user_id), void *ctx);
+
     int (*counts)(store *s, store_counts *out);
     int (*reset)(store *s);    /* delete every row, keep the schema */
     int (*recreate)(store *s); /* drop everything and create the current schema */

@@ -39,6 +39,15 @@ typedef struct pg_store {
     pg_job *wq_head, *wq_tail;
     int stopping;
     int writer_started;
+
+    /* LISTEN/NOTIFY (pg_notify.c) */
+    char *dsn;
+    char token[17]; /* this process's mark on its own notifications */
+    pthread_t listen_thread;
+    int listening;
+    _Atomic int listen_stop;
+    void (*listen_cb)(void *ctx, const char *user_id);
+    void *listen_ctx;
 } pg_store;
 
 #define PGS(s) ((pg_store *)(s))
@@ -96,6 +105,8 @@ void pg_ops_knowledge(store_ops *ops);
 void pg_ops_search(store_ops *ops);
 void pg_ops_admin(store_ops *ops);
 void pg_ops_vectors(store_ops *ops);
+void pg_ops_notify(store_ops *ops);
+void pg_listen_stop(pg_store *s);
 
 store *pg_store_open(const store_config *cfg, char *err, size_t errlen);
 

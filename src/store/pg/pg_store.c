@@ -12,9 +12,11 @@
 static void pg_close(store *base)
 {
     pg_store *s = PGS(base);
+    pg_listen_stop(s);
     pg_writer_stop(s);
     pg_pool_put(s->pool);
     free(s->describe);
+    free(s->dsn);
     free(s);
 }
 
@@ -28,6 +30,7 @@ static void pg_ops_init(void)
     pg_ops.close = pg_close;
     pg_ops.describe = pg_describe;
     pg_ops_entities(&pg_ops);
+    pg_ops_notify(&pg_ops);
     pg_ops_messages(&pg_ops);
     pg_ops_knowledge(&pg_ops);
     pg_ops_search(&pg_ops);
@@ -77,8 +80,11 @@ store *pg_store_open(const store_config *cfg, char *err, size_t errlen)
     }
     s->base.ops = &pg_ops;
     s->ids = cfg->ids;
-    if (!(s->describe = describe_dsn(cfg->pg_dsn))) {
+    if (!(s->describe = describe_dsn(cfg->pg_dsn)) || !(s->dsn = strdup(cfg->pg_dsn)) ||
+        ids_random_hex(s->token, 8) != 0) {
         snprintf(err, errlen, "out of memory");
+        free(s->describe);
+        free(s->dsn);
         free(s);
         return NULL;
     }
@@ -88,6 +94,7 @@ store *pg_store_open(const store_config *cfg, char *err, size_t errlen)
     o.max_conns = (cfg->read_conns > 0 ? cfg->read_conns : 8) + 2;
     if (!(s->pool = pg_pool_get(cfg->pg_dsn, &o, err, errlen))) {
         free(s->describe);
+        free(s->dsn);
         free(s);
         return NULL;
     }
