@@ -150,7 +150,9 @@ static int default_threads(void)
 static store *open_store(const app_config *cfg, ids_gen *ids, int read_conns)
 {
     store_config sc = {.kind = cfg->store_kind, .data_dir = cfg->data_dir, .pg_dsn = cfg->pg_dsn,
-                       .read_conns = read_conns, .ids = ids};
+                       .read_conns = read_conns, .ids = ids, .pg_pool_min = cfg->pg_pool_min,
+                       .pg_pool_max = cfg->pg_pool_max, .pg_acquire_timeout_ms = cfg->pg_acquire_timeout_ms,
+                       .pg_validate_idle_ms = cfg->pg_validate_idle_ms, .pg_max_age_s = cfg->pg_max_age_s};
     char err[512];
     store *st = store_open(&sc, err, sizeof err);
     if (!st)
@@ -179,7 +181,7 @@ static int cmd_serve(int argc, char **argv)
                       .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000},
                       .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
                       .w_keyword = 2.0, .w_vector = 1.0, .index_memory_mb = 1024, .preload_users = 100,
-                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD};
+                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .pg_validate_idle_ms = PG_UNSET};
     int idle_s = 60;
     char err[512];
     embed_config ec;
@@ -194,6 +196,13 @@ static int cmd_serve(int argc, char **argv)
         {"--data-dir", "MEMFUSE_DATA_DIR", OPT_STR, &cfg.data_dir, "data directory"},
         {"--store", "MEMFUSE_STORE", OPT_STR, &cfg.store_kind, "sqlite or postgres"},
         {"--pg-dsn", "MEMFUSE_PG_DSN", OPT_STR, &cfg.pg_dsn, "PostgreSQL connection string"},
+        {"--pg-pool-min", "MEMFUSE_PG_POOL_MIN", OPT_INT, &cfg.pg_pool_min, "connections opened at start"},
+        {"--pg-pool-max", "MEMFUSE_PG_POOL_MAX", OPT_INT, &cfg.pg_pool_max, "most connections"},
+        {"--pg-acquire-timeout-ms", "MEMFUSE_PG_ACQUIRE_TIMEOUT_MS", OPT_INT, &cfg.pg_acquire_timeout_ms,
+         "longest wait for a connection"},
+        {"--pg-validate-idle-ms", "MEMFUSE_PG_VALIDATE_IDLE_MS", OPT_INT, &cfg.pg_validate_idle_ms,
+         "validate a connection idle longer than this (0: at every checkout)"},
+        {"--pg-max-age-s", "MEMFUSE_PG_MAX_AGE_S", OPT_INT, &cfg.pg_max_age_s, "recycle connections older than this"},
         {"--threads", "MEMFUSE_THREADS", OPT_INT, &cfg.threads, "HTTP worker threads"},
         {"--max-body", "MEMFUSE_MAX_BODY", OPT_SIZE, &cfg.max_body, "request body limit"},
         {"--auth", "MEMFUSE_AUTH", OPT_FLAG, &cfg.auth, "require API keys"},
@@ -338,7 +347,7 @@ static int cmd_db(int argc, char **argv)
         return 2;
     }
     const char *action = argv[1];
-    app_config cfg = {.data_dir = "./data", .store_kind = "sqlite", .log_level = "warn"};
+    app_config cfg = {.data_dir = "./data", .store_kind = "sqlite", .log_level = "warn", .pg_validate_idle_ms = PG_UNSET};
     const option_def opts[] = {
         {"--data-dir", "MEMFUSE_DATA_DIR", OPT_STR, &cfg.data_dir, "data directory"},
         {"--store", "MEMFUSE_STORE", OPT_STR, &cfg.store_kind, "sqlite or postgres"},
@@ -408,7 +417,7 @@ static int cmd_db(int argc, char **argv)
 /* memfuse reindex: drop every stored vector and embed everything again with the configured embedder. */
 static int cmd_reindex(int argc, char **argv)
 {
-    app_config cfg = {.data_dir = "./data", .store_kind = "sqlite", .log_level = "info"};
+    app_config cfg = {.data_dir = "./data", .store_kind = "sqlite", .log_level = "info", .pg_validate_idle_ms = PG_UNSET};
     char err[512];
     embed_config ec;
     embed_config_default(&ec);

@@ -26,6 +26,7 @@ typedef struct app_config {
     const char *data_dir;
     const char *store_kind;
     const char *pg_dsn;
+    int pg_pool_min, pg_pool_max, pg_acquire_timeout_ms, pg_validate_idle_ms, pg_max_age_s;
     int threads;
     size_t max_body;
     int auth;

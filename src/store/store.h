@@ -38,12 +38,17 @@ const char *store_rc_name(int rc);
 
 typedef struct store store;
 
+#define PG_UNSET (-1)
+
 typedef struct store_config {
     const char *kind;     /* "sqlite" (default) or "postgres" */
     const char *data_dir; /* sqlite: directory holding memfuse.db; created if missing */
     const char *pg_dsn;   /* postgres: libpq connection string */
     int read_conns;       /* size of the read-connection pool */
     ids_gen *ids;         /* id generator shared with the server */
+    /* postgres connection pool; 0 keeps the backend's default (validate_idle: PG_UNSET keeps it, 0 means
+     * validate at every checkout) */
+    int pg_pool_min, pg_pool_max, pg_acquire_timeout_ms, pg_validate_idle_ms, pg_max_age_s;
 } store_config;
 
 /* Users and agents have the same shape and the same operations. */

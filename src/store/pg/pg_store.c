@@ -92,6 +92,18 @@ store *pg_store_open(const store_config *cfg, char *err, size_t errlen)
     pg_pool_opts_default(&o);
     /* readers plus the writer's dedicated connection plus headroom for admin work */
     o.max_conns = (cfg->read_conns > 0 ? cfg->read_conns : 8) + 2;
+    if (cfg->pg_pool_min > 0)
+        o.min_conns = cfg->pg_pool_min;
+    if (cfg->pg_pool_max > 0)
+        o.max_conns = cfg->pg_pool_max;
+    if (o.min_conns > o.max_conns)
+        o.min_conns = o.max_conns;
+    if (cfg->pg_acquire_timeout_ms > 0)
+        o.acquire_timeout_ms = cfg->pg_acquire_timeout_ms;
+    if (cfg->pg_validate_idle_ms >= 0 && cfg->pg_validate_idle_ms != PG_UNSET)
+        o.validate_idle_ms = cfg->pg_validate_idle_ms;
+    if (cfg->pg_max_age_s > 0)
+        o.max_age_ms = cfg->pg_max_age_s * 1000;
     if (!(s->pool = pg_pool_get(cfg->pg_dsn, &o, err, errlen))) {
         free(s->describe);
         free(s->dsn);
