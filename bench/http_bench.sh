@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # First HTTP benchmark (DESIGN §7 rows "add 1 message over HTTP, durable" and "GET /health"), loopback only.
-#   bench/http_bench.sh [SECONDS]
+#   bench/http_bench.sh [SECONDS]      (on PostgreSQL: MEMFUSE_STORE=postgres MEMFUSE_PG_DSN=... bench/http_bench.sh)
 # Starts build/memfuse on a fresh temporary data directory, creates a user, an agent and a session, then
 # drives it with wrk (Debian package): add-one-message with 8 connections, and GET /api/v1/health with 32
 # keep-alive connections; nginx serving a static file of the same size is the health anchor when nginx is

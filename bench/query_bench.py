@@ -29,12 +29,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--memories", type=int, default=10000)
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--server-arg", action="append", default=[], help="extra flag for the server (e.g. --store)")
     args = ap.parse_args()
     texts = [l.strip() for l in open(os.path.join(ROOT, "bench", "embed_texts.txt")) if l.strip()]
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
     d = tempfile.mkdtemp()
     srv = subprocess.Popen([os.path.join(ROOT, "build", "memfuse"), "serve", "--host", "127.0.0.1", "--port", str(port),
-                            "--data-dir", d, "--log-level", "warn", "--embed-workers", "2"],
+                            "--data-dir", d, "--log-level", "warn", "--embed-workers", "2", *args.server_arg],
                            stdout=subprocess.PIPE, stderr=open(os.path.join(d, "stderr"), "w"), cwd=ROOT)
     try:
         srv.stdout.readline()
