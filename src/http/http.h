@@ -40,6 +40,7 @@ typedef struct http_response {
     jw body;                    /* JSON body */
     const char *allow;          /* Allow header for 405 */
     const char *retry_after;    /* Retry-After header for 429/503 */
+    int close;                  /* send Connection: close */
     char *raw;                  /* a non-JSON body (malloc'ed; the server frees it) ... */
     size_t raw_len;
     const char *content_type;   /* ... and its type */

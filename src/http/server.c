@@ -24,6 +24,7 @@ struct http_server {
     size_t max_body;
     int port;
     _Atomic int in_flight;
+    _Atomic int stopping; /* after http_server_quiesce(): new requests are refused with 503 */
 };
 
 typedef struct conn_req {
@@ -81,6 +82,8 @@ static enum MHD_Result queue(struct MHD_Connection *c, http_response *res)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow);
     if (res->retry_after)
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, res->retry_after);
+    if (res->close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)res->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -103,6 +106,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         arena_init(&cr->a);
         *con_cls = cr;
+        if (atomic_load(&s->stopping)) {
+            /* shutting down: refuse new work; the client may retry elsewhere or later */
+            http_response res = {0};
+            jw_init(&res.body);
+            env_error(&res, 503, "Server is shutting down", "general", "Server is shutting down; retry");
+            res.retry_after = "1";
+            res.close = 1;
+            cr->answering = 1;
+            atomic_fetch_add(&s->in_flight, 1);
+            return queue(c, &res);
+        }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
@@ -289,12 +303,10 @@ http_server *http_server_start(const http_server_config *cfg, http_dispatch_fn d
 
 int http_server_port(const http_server *s) { return s->port; }
 
-void http_server_quiesce(http_server *s)
-{
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-}
+/* MHD_quiesce_daemon() is not used: in libmicrohttpd 0.9.75 with an epoll thread pool it races its own
+ * workers (both remove the listen socket from a worker's epoll set; the loser aborts the process). New
+ * requests are refused with 503 and Connection: close instead, while those already dispatched finish. */
+void http_server_quiesce(http_server *s) { atomic_store(&s->stopping, 1); }
 
 int http_server_drain(http_server *s, int timeout_ms)
 {

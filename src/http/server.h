@@ -7,7 +7,8 @@
  * would cost keep-alive). The response is queued as one buffer with its headers, so MHD sends it in one
  * writev; TCP_NODELAY is set on every connection.
  *
- * Shutdown: http_server_quiesce() stops accepting, http_server_drain() waits for requests in flight
+ * Shutdown: http_server_quiesce() stops accepting work (new requests get 503 with Retry-After and
+ * Connection: close), http_server_drain() waits for requests in flight
  * (dispatched and not yet fully answered; a client still sending its request is not waited for),
  * http_server_stop() closes what is left. */
 #ifndef MEMFUSE_SERVER_H

@@ -48,7 +48,7 @@ def test_sigint_is_a_clean_shutdown_too(spawn):
     assert ok(srv.api().get(f"/users/{u['id']}"))["user"]["id"] == u["id"]
 
 
-def _writer(root, sid, tag, stop, acked, errors):
+def _writer(root, sid, tag, stop, acked, errors, refusals=None):
     c = Api(root)
     n = 0
     try:
@@ -62,6 +62,10 @@ def _writer(root, sid, tag, stop, acked, errors):
             if r.status_code == 201:
                 ids = r.json()["data"]["message_ids"]
                 acked.append((sid, list(zip(ids, [b["content"] for b in batch]))))
+            elif refusals is not None and r.status_code == 503 and r.headers.get("Retry-After") \
+                    and r.json().get("message") == "Server is shutting down":
+                refusals.append(r.status_code)  # arrived after SIGTERM: refused, nothing stored
+                break
             else:
                 errors.append((r.status_code, r.text[:200]))
             n += 1
@@ -151,7 +155,9 @@ def test_sigterm_under_load_finishes_in_flight_and_exits_0(spawn):
     sessions = [create_session(api, create_user(api)["id"], a["id"]) for _ in range(4)]
     stop = threading.Event()
     acked, errors = [], []
-    threads = [threading.Thread(target=_writer, args=(srv.root, sessions[i]["id"], f"t{i}", stop, acked, errors),
+    refusals = []  # requests that arrive after SIGTERM are refused with 503 + Retry-After, not errors
+    threads = [threading.Thread(target=_writer,
+                                args=(srv.root, sessions[i]["id"], f"t{i}", stop, acked, errors, refusals),
                                 daemon=True) for i in range(4)]
     for t in threads:
         t.start()
