@@ -183,13 +183,15 @@ static int op_reset(store *s) { return sq_write(SQ(s), job_reset, NULL); }
 
 static int drop_all(sq_conn *c)
 {
-    /* collect names first: dropping while iterating sqlite_master is not allowed */
+    /* collect names first: dropping while iterating sqlite_master is not allowed. Triggers go with their
+     * tables, and FTS5 shadow tables (created with quoted names: "CREATE TABLE '...") with their virtual
+     * table, so neither is selected. */
     char names[128][64];
     char types[128][16];
     int n = 0;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db,
-                           "SELECT type, name FROM sqlite_master WHERE type IN ('table','view','trigger')"
+                           "SELECT type, name FROM sqlite_master WHERE type IN ('table','view')"
                            " AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE TABLE ''%'",
                            -1, &st, NULL) != SQLITE_OK)
         return STORE_ERROR;
@@ -202,11 +204,6 @@ static int drop_all(sq_conn *c)
     sq_exec(c, "PRAGMA foreign_keys=OFF");
     int rc = SQLITE_OK;
     for (int i = 0; i < n && rc == SQLITE_OK; i++) {
-        if (strcmp(types[i], "trigger") == 0)
-            continue; /* dropped with their tables */
-        /* shadow tables of FTS5 go with their virtual table */
-        if (strstr(names[i], "_fts_"))
-            continue;
         char sql[sizeof names[0] + sizeof types[0] + 32];
         if (snprintf(sql, sizeof sql, "DROP %s IF EXISTS \"%s\"", types[i], names[i]) >= (int)sizeof sql)
             return STORE_ERROR;
