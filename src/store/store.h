@@ -1,7 +1,7 @@
 /* store — the durable state of the server, behind one interface with several backends.
  *
- * Owns: users, agents, sessions, rounds, messages, knowledge, API keys, and the keyword index over message
- * and knowledge text. Nothing above this header knows which backend runs (SQLite today; PostgreSQL
+ * Owns: users, agents, sessions, rounds, messages, knowledge, API keys, the LLM layers' flushes, episodes
+ * (M1) and facts (M2), stored vectors, and the keyword index over message, knowledge, episode and fact text. Nothing above this header knows which backend runs (SQLite today; PostgreSQL
  * implements the same operations).
  *
  * Contract:
@@ -49,6 +49,9 @@ typedef struct store_config {
     /* postgres connection pool; 0 keeps the backend's default (validate_idle: PG_UNSET keeps it, 0 means
      * validate at every checkout) */
     int pg_pool_min, pg_pool_max, pg_acquire_timeout_ms, pg_validate_idle_ms, pg_max_age_s;
+    /* 1: every consolidation also records a flush (one per session among the consolidated rounds) for the
+     * LLM layers to process; 0 (no LLM configured): rounds are consolidated without one. */
+    int flushes;
 } store_config;
 
 /* Users and agents have the same shape and the same operations. */
@@ -87,11 +90,13 @@ typedef struct store_round {
     int buffered;
 } store_round;
 
-/* Result of an add: the round and one message id per input, in input order. */
+/* Result of an add: the round and one message id per input, in input order; flush_id is the flush the
+ * add's consolidation recorded (NULL when it consolidated nothing or flushes are off). */
 typedef struct store_added {
     const char *round_id, *created_at;
     const char **message_ids;
     size_t n;
+    const char *flush_id;
 } store_added;
 
 enum store_sort { STORE_SORT_TIME = 0, STORE_SORT_ID = 1, STORE_SORT_STRATEGY = 2 };
@@ -116,15 +121,18 @@ typedef struct store_chunk_stats {
     int64_t total, vector, keyword, graph;
 } store_chunk_stats;
 
-/* Keyword search over the user's messages and knowledge. */
-enum store_hit_type { STORE_HIT_MESSAGE = 0, STORE_HIT_KNOWLEDGE = 1 };
+/* Retrieval unit types: what keyword search, the embedding pipeline and the vector index handle. Episodes
+ * (M1) and facts (M2) come from the LLM layers; of facts, only current ones (status STORE_FACT_CURRENT)
+ * are units: retired facts are left out of search, unit scans, units_get, hits_get and vectors_of_user. */
+enum store_hit_type { STORE_HIT_MESSAGE = 0, STORE_HIT_KNOWLEDGE = 1, STORE_HIT_EPISODE = 2, STORE_HIT_FACT = 3 };
+#define STORE_UNIT_TYPES 4
 
 typedef struct store_search {
     const char *user_id;
     const char *agent_id;        /* NULL: every session of the user; else only that agent's sessions */
     const char *const *terms;    /* keyword terms, OR-ed; the backend quotes them for its own syntax */
     size_t n_terms;
-    int include_messages, include_knowledge;
+    int include_messages, include_knowledge, include_episodes, include_facts;
     int limit;
 } store_search;
 
@@ -133,6 +141,12 @@ typedef struct store_hit {
     const char *id, *content, *role, *created_at, *updated_at;
     const char *session_id, *session_name, *agent_id; /* NULL for knowledge */
     double score; /* backend relevance, >= 0, higher is better (BM25) */
+    /* episodes and facts only (NULL / 0 otherwise); JSON fields are JSON text as stored */
+    const char *occurred_at;            /* episode: when it happened (as resolved from the messages), or NULL */
+    const char *source_ids;             /* episode, fact: JSON array of the message ids it came from */
+    const char *fact_type, *entities;   /* fact: its type; JSON array of entity names */
+    const char *valid_from;             /* fact */
+    double confidence;                  /* fact */
 } store_hit;
 
 /* A retrieval unit (a message or a knowledge item) as the embedding pipeline sees it. version is the
@@ -153,7 +167,62 @@ typedef struct store_vector {
 typedef struct store_counts {
     int schema_version;
     int64_t users, agents, sessions, rounds, messages, knowledge, api_keys, vectors;
+    int64_t episodes, facts /* current */, flushes_pending /* with a layer not done */;
 } store_counts;
+
+/* --- LLM layers (M1 episodes, M2 facts) ------------------------------------------------------------
+ * A flush is one consolidation of one session's rounds, recorded in the consolidation's own transaction
+ * (store_config.flushes). Each layer (1 = M1, 2 = M2) processes it once: the layer's results and its
+ * "done" mark are written in one transaction, so a retried or repeated flush never stores twice. */
+enum store_layer_state { STORE_LAYER_PENDING = 0, STORE_LAYER_DONE = 1, STORE_LAYER_FAILED = 2 /* gave up */ };
+
+typedef struct store_flush {
+    const char *id, *user_id, *session_id, *agent_id, *created_at;
+    int state[3];           /* state[1]: M1, state[2]: M2 (enum store_layer_state); state[0] unused */
+    int attempts[3];        /* failed attempts so far, per layer */
+    const char *next_at;    /* no attempt before this time (wire format); NULL: now */
+    const char *last_error; /* NULL when none */
+} store_flush;
+
+typedef struct store_episode_in {
+    const char *content;
+    const char *occurred_at;  /* NULL: unknown */
+    const char *participants; /* JSON array text, e.g. ["user","assistant"] */
+    const char *source_ids;   /* JSON array text of message ids */
+} store_episode_in;
+
+typedef struct store_episode {
+    const char *id, *user_id, *session_id, *agent_id, *flush_id;
+    const char *content, *occurred_at, *participants, *source_ids, *created_at, *updated_at;
+} store_episode;
+
+enum store_fact_status {
+    STORE_FACT_CURRENT = 0,
+    STORE_FACT_SUPERSEDED = 1,  /* replaced by a newer version (superseded_by names it) */
+    STORE_FACT_INVALIDATED = 2, /* contradicted by a later fact (superseded_by names it when one was stored) */
+    STORE_FACT_RETRACTED = 3,   /* withdrawn through the API */
+};
+
+typedef struct store_fact {
+    const char *id, *user_id, *session_id, *agent_id, *flush_id, *episode_id /* NULL until linked */;
+    const char *content, *fact_type, *entities /* JSON array */, *source_ids /* JSON array */, *content_hash;
+    double confidence;
+    int status; /* enum store_fact_status */
+    const char *valid_from, *valid_to /* NULL while current */, *superseded_by, *supersedes;
+    const char *created_at, *updated_at;
+} store_fact;
+
+enum store_fact_action { STORE_FACT_ADD = 0, STORE_FACT_UPDATE = 1, STORE_FACT_INVALIDATE = 2 };
+
+typedef struct store_fact_op {
+    int action;            /* enum store_fact_action */
+    const char *target_id; /* UPDATE / INVALIDATE: the current fact it supersedes / contradicts */
+    const char *content;   /* NULL only for an INVALIDATE that stores no new fact */
+    const char *fact_type, *entities /* JSON array text */, *source_ids /* JSON array text */;
+    const char *content_hash; /* hex hash of the normalised content (exact-duplicate detection) */
+    double confidence;
+    const char *valid_from; /* NULL: now */
+} store_fact_op;
 
 /* The operations table a backend provides. Callers call s->ops->op(s, ...). */
 typedef struct store_ops {
@@ -220,6 +289,8 @@ typedef struct store_ops {
     int (*search_keyword)(store *s, const store_search *q, arena *a, store_hit **out, size_t *n);
 
     int (*rounds_buffered)(store *s, arena *a, store_round **out, size_t *n); /* oldest first */
+    /* Marks rounds consolidated; with flushes on, records one flush per session among those rounds that
+     * were still buffered (the same in messages_add's consolidation). */
     int (*rounds_consolidate)(store *s, const char *const *ids, size_t n);
     int (*round_get)(store *s, const char *id, arena *a, store_round *out);
 
@@ -255,6 +326,47 @@ typedef struct store_ops {
      * of the store's (never this process's own). A single-process backend leaves both NULL. */
     int (*notify_user)(store *s, const char *user_id);
     int (*listen)(store *s, void (*cb)(void *ctx, const char *user_id), void *ctx);
+
+    /* --- LLM layers ---
+     * Flushes with a layer pending whose next_at has come (now: wire time), in creation order after the
+     * flush id `after` (NULL: from the start), at most limit. */
+    int (*flushes_pending)(store *s, const char *now, const char *after, int limit, arena *a, store_flush **out,
+                           size_t *n);
+    int (*flush_get)(store *s, const char *id, arena *a, store_flush *out);
+    /* The messages of the flush's rounds, oldest first (created_at, then id). */
+    int (*flush_messages)(store *s, const char *flush_id, arena *a, store_message **out, size_t *n);
+    /* Records a failed attempt of layer (1 or 2): attempts+1, next_at, last_error; give_up sets the layer's
+     * state to STORE_LAYER_FAILED. */
+    int (*flush_failed)(store *s, const char *flush_id, int layer, const char *next_at, const char *error,
+                        int give_up);
+    /* Stores the flush's episodes and marks its M1 done, in one transaction (n may be 0). If M1 of the flush
+     * is already done, stores nothing and returns STORE_OK with *ids NULL. A missing flush (its session or
+     * user was deleted meanwhile) is STORE_NOT_FOUND. Facts of the same flush without an episode are linked
+     * to the flush's first episode holding one of their source messages (else its first episode). */
+    int (*episodes_add)(store *s, const char *flush_id, const store_episode_in *eps, size_t n, arena *a,
+                        const char ***ids);
+    /* The user's episodes (one session's when session_id is set), by p (STORE_SORT_TIME or _ID). */
+    int (*episodes_list)(store *s, const char *user_id, const char *session_id, const store_page *p, arena *a,
+                         store_episode **out, size_t *n);
+    /* Applies a flush's fact decisions and marks its M2 done, in one transaction (n may be 0; flush_id NULL:
+     * no flush, nothing marked). ADD inserts a current fact; UPDATE inserts it and marks the target
+     * superseded; INVALIDATE inserts it (unless content is NULL) and marks the target invalidated. A
+     * retired target gets valid_to = the new fact's valid_from (or now) and superseded_by = the new fact's
+     * id; the new fact gets supersedes = the target. A target that is not a current fact of the flush's user
+     * turns the op into an ADD. New facts are linked to an episode of the flush as in episodes_add.
+     * (*ids)[i] is op i's new fact (NULL when none), (*retired)[i] the fact it retired (NULL when none).
+     * An M2 already done: nothing, STORE_OK, *ids and *retired NULL. */
+    int (*facts_apply)(store *s, const char *user_id, const char *flush_id, const store_fact_op *ops, size_t n,
+                       arena *a, const char ***ids, const char ***retired);
+    /* The user's facts, newest first: current ones only, or (history) every version. */
+    int (*facts_list)(store *s, const char *user_id, int history, arena *a, store_fact **out, size_t *n);
+    /* One fact of the user, whatever its status (STORE_NOT_FOUND when absent or another user's). */
+    int (*fact_get)(store *s, const char *user_id, const char *id, arena *a, store_fact *out);
+    /* Retracts a current fact: status retracted, valid_to now. STORE_NOT_FOUND if absent / another user's,
+     * STORE_CONFLICT if it is not current. */
+    int (*fact_retract)(store *s, const char *user_id, const char *id);
+    /* A current fact of the user with this content hash: STORE_OK (into out) or STORE_NOT_FOUND. */
+    int (*fact_by_hash)(store *s, const char *user_id, const char *content_hash, arena *a, store_fact *out);
 
     int (*counts)(store *s, store_counts *out);
     int (*reset)(store *s);    /* delete every row, keep the schema */
