@@ -627,6 +627,20 @@ static int run_attempts(llm *l, const char *system, const char *user, int json_m
     return rc;
 }
 
+/* Masks the API key wherever it appears in s (servers may quote the key they refused in their message). */
+static void redact_key(const llm *l, char *s) {
+    static const char prefix[] = "Authorization: Bearer ";
+    if (!l->auth) return;
+    const char *key = l->auth + sizeof prefix - 1;
+    size_t kl = strlen(key);
+    if (kl < 4) return;
+    for (char *p = strstr(s, key); p; p = strstr(p, key)) {
+        memset(p, '*', 3);
+        memmove(p + 3, p + kl, strlen(p + kl) + 1);
+        p += 3;
+    }
+}
+
 /* The default deadline: every attempt's timeout plus every backoff. */
 static int default_budget_ms(const llm *l) {
     int64_t total = (int64_t)(l->retries + 1) * l->timeout_ms;
@@ -663,6 +677,7 @@ int llm_chat(llm *l, const char *user_id, const char *system, const char *user, 
     }
     int attempts = out->attempts;
     if (rc != LLM_OK) {
+        redact_key(l, why);
         llm_reply_free(out);
         out->attempts = attempts;
         atomic_fetch_add(&l->failures, 1);

@@ -7,7 +7,7 @@ Prints "PORT <n>" on standard output once it listens, then serves until killed.
 Routes live in ROUTES (path -> handler): POST /v1/embeddings and POST /v1/chat/completions. GET /stats?model=NAME
 answers {"requests": n, "max_batch": m, "texts": t} for the requests made with that model name (chat requests
 count one text each); GET /health answers {"ok": true}. With --api-key set, a request to /v1/... without
-"Authorization: Bearer <key>" gets HTTP 401 (the /control/... endpoints need no key).
+"Authorization: Bearer <key>" gets HTTP 401 quoting the key it got (the /control/... endpoints need no key).
 
 Embeddings. Failure modes are chosen per request by the model name ("fake-<mode>[#anything]": the part after
 '#' only makes the name unique so that each test has its own counters), or for every request by --mode:
@@ -468,8 +468,11 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         key = self.server.cfg.api_key
         path = urlparse(self.path).path
-        if key and not path.startswith("/control/") and self.headers.get("Authorization") != "Bearer " + key:
-            return self.reply(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+        given = self.headers.get("Authorization") or ""
+        if key and not path.startswith("/control/") and given != "Bearer " + key:
+            # quotes the key it got, as some servers do: clients must keep it out of their logs
+            return self.reply(401, {"error": {"message": "Incorrect API key provided: " + given[7:],
+                                              "type": "invalid_request_error"}})
         route = ROUTES.get(path)
         if route is None:
             return self.reply(404, {"error": {"message": "no route " + self.path}})

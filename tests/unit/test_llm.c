@@ -305,15 +305,19 @@ static void test_rejected_at_once(void **state) {
     assert_int_equal(requests_of(f, "fake-unknown-mode#a"), 1);
     llm_close(l);
 
-    /* wrong key: 401 at once, and the key is in no message */
+    /* wrong key: 401 at once; the fake quotes the key it got, the client masks it in every message */
     config(f, &cfg, "fake-ok#badkey");
     cfg.api_key = "sk-wrong-key";
     l = open_ok(&cfg);
     assert_int_equal(llm_chat(l, NULL, SYS, USER, 1, 0, &r, err, sizeof err), LLM_REJECTED);
     assert_non_null(strstr(err, "HTTP 401"));
-    assert_non_null(strstr(err, "Incorrect API key"));
+    assert_non_null(strstr(err, "Incorrect API key provided: ***"));
     assert_null(strstr(err, "sk-wrong-key"));
     assert_int_equal(r.attempts, 1);
+    llm_stats st;
+    llm_get_stats(l, &st);
+    assert_null(strstr(st.last_error, "sk-wrong-key"));
+    assert_non_null(strstr(st.last_error, "HTTP 401"));
     llm_close(l);
 
     /* no key at all: no Authorization header, so the fake refuses too */
