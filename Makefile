@@ -140,3 +140,14 @@ $(VINDEX_BENCH): bench/vindex_bench.c $(LIB_OBJS)
 .PHONY: bench-vindex
 bench-vindex: $(VINDEX_BENCH)
 	./$(VINDEX_BENCH) 100000 512 1000
+
+# --- Memory layers benchmark (src/memory, issue 6; see BENCHMARKS.md "## Memory layers (M0/M1/M2)") -------
+# make bench-layers  M0/M1/M2 per-flush latency against the fake LLM (50 ms per call, subtracted), LLM calls and
+#                    tokens per 100 messages, decide calls saved by duplicate detection.
+LAYERS_BENCH := $(BUILD)/bench/layers_bench
+$(LAYERS_BENCH): bench/layers_bench.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
+.PHONY: bench-layers
+bench-layers: $(LAYERS_BENCH)
+	bash bench/layers_bench.sh ./$(LAYERS_BENCH) 50 200
