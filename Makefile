@@ -91,7 +91,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJS)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-vg
 
 -include $(OBJS:.o=.d)
 
@@ -140,3 +140,13 @@ $(VINDEX_BENCH): bench/vindex_bench.c $(LIB_OBJS)
 .PHONY: bench-vindex
 bench-vindex: $(VINDEX_BENCH)
 	./$(VINDEX_BENCH) 100000 512 1000
+
+# --- Hardening runs (issue 8; RELIABILITY.md) ------------------------------------------------------------
+# make valgrind   the HTTP suite (-m "not slow") with every server under valgrind memcheck (-O1 -g build in
+#                 build-vg/); fails on any valgrind error or definitely/indirectly lost bytes.
+#                 VG_PYTEST="..." picks other pytest arguments (default: -m "not slow" tests/api).
+VG_PYTEST ?= -m "not slow" tests/api
+.PHONY: valgrind
+valgrind:
+	$(MAKE) BUILD=build-vg OPT="-O1 -g" all
+	bash scripts/valgrind-suite.sh build-vg/memfuse $(VG_PYTEST)
