@@ -47,7 +47,7 @@ STOP_TIMEOUT = float(os.environ.get("MEMFUSE_TEST_STOP_TIMEOUT", "15"))
 _CONFIG_ENV = ("MEMFUSE_HOST", "MEMFUSE_PORT", "MEMFUSE_DATA_DIR", "MEMFUSE_STORE", "MEMFUSE_THREADS",
                "MEMFUSE_MAX_BODY", "MEMFUSE_AUTH", "MEMFUSE_ADMIN_KEY", "MEMFUSE_LOG_LEVEL",
                "MEMFUSE_BUFFER_ROUNDS", "MEMFUSE_BUFFER_TOKENS", "MEMFUSE_BUFFER_IDLE",
-               "MEMFUSE_RATE_LIMIT")
+               "MEMFUSE_RATE_LIMIT", "MEMFUSE_CONN_TIMEOUT")
 
 _LIVE = []  # servers currently running, for failure reports
 WRAPPER = shlex.split(os.environ.get("MEMFUSE_TEST_WRAPPER", ""))
