@@ -38,7 +38,7 @@ typedef struct option_def {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: memfuse serve [--host H] [--port P] [--data-dir D] [--store sqlite] [--threads N]\n"
-               "                     [--max-body BYTES] [--auth] [--admin-key KEY] [--log-level L]\n"
+               "                     [--max-body BYTES] [--conn-timeout S] [--auth] [--admin-key KEY] [--log-level L]\n"
                "                     [--buffer-rounds N] [--buffer-tokens N] [--buffer-idle SECONDS]\n"
                "                     [--embedder use-lite|hash|remote] [--model-dir D] [--embed-url U] ...\n"
                "       memfuse db status|reset|validate|recreate [--data-dir D] [--store S]\n"
@@ -243,7 +243,7 @@ static int cmd_serve(int argc, char **argv)
                       .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .pg_validate_idle_ms = PG_UNSET,
                       .mem = {.min_confidence = 0.6, .dup_similarity = 0.95, .candidate_similarity = 0.6,
                               .candidates = 4}};
-    int idle_s = 60;
+    int idle_s = 60, conn_timeout_s = 60;
     char err[512];
     embed_config ec;
     embed_config_default(&ec);
@@ -266,6 +266,8 @@ static int cmd_serve(int argc, char **argv)
         {"--pg-max-age-s", "MEMFUSE_PG_MAX_AGE_S", OPT_INT, &cfg.pg_max_age_s, "recycle connections older than this"},
         {"--threads", "MEMFUSE_THREADS", OPT_INT, &cfg.threads, "HTTP worker threads"},
         {"--max-body", "MEMFUSE_MAX_BODY", OPT_SIZE, &cfg.max_body, "request body limit"},
+        {"--conn-timeout", "MEMFUSE_CONN_TIMEOUT", OPT_INT, &conn_timeout_s,
+         "seconds a connection may stay silent (idle keep-alive, or a request arriving too slowly) before it is closed"},
         {"--auth", "MEMFUSE_AUTH", OPT_FLAG, &cfg.auth, "require API keys"},
         {"--admin-key", "MEMFUSE_ADMIN_KEY", OPT_STR, &cfg.admin_key, "admin API key"},
         {"--log-level", "MEMFUSE_LOG_LEVEL", OPT_STR, &cfg.log_level, "debug|info|warn|error"},
@@ -314,8 +316,8 @@ static int cmd_serve(int argc, char **argv)
     }
     log_init(lvl);
     if (cfg.port < 0 || cfg.port > 65535 || cfg.threads < 1 || cfg.buffer.max_rounds < 1 || cfg.buffer.max_tokens < 1 ||
-        idle_s < 1) {
-        fprintf(stderr, "memfuse: --port, --threads and the buffer settings must be in range\n");
+        idle_s < 1 || conn_timeout_s < 1) {
+        fprintf(stderr, "memfuse: --port, --threads, --conn-timeout and the buffer settings must be in range\n");
         return 2;
     }
     cfg.buffer.idle_ms = idle_s * 1000;
@@ -390,7 +392,8 @@ static int cmd_serve(int argc, char **argv)
     }
     tp_ok = 1;
 
-    http_server_config hc = {.host = cfg.host, .port = cfg.port, .threads = cfg.threads, .max_body = cfg.max_body};
+    http_server_config hc = {.host = cfg.host, .port = cfg.port, .threads = cfg.threads, .max_body = cfg.max_body,
+                             .connection_timeout_s = conn_timeout_s};
     srv = http_server_start(&hc, app_dispatch, &ap, err, sizeof err);
     if (!srv) {
         log_error("%s", err);
