@@ -482,6 +482,9 @@ static int cmd_db(int argc, char **argv)
             jw_kint(&w, "knowledge", c.knowledge);
             jw_kint(&w, "api_keys", c.api_keys);
             jw_kint(&w, "vectors", c.vectors);
+            jw_kint(&w, "episodes", c.episodes);
+            jw_kint(&w, "facts", c.facts);
+            jw_kint(&w, "flushes_pending", c.flushes_pending);
             jw_obj_end(&w);
             jw_obj_end(&w);
             char *s = jw_take(&w, NULL);

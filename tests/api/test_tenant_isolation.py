@@ -6,10 +6,11 @@ must be exactly those of SPEC §1: 403 "Forbidden" for another user's key (or it
 the route is scoped to the caller), 401 "Authentication failed: Missing API key" without a key, 401
 "Authentication failed: Invalid API key" for a revoked or expired key. Before and after the probes the
 full state of both users and the global lists is read back by the admin: nothing was changed, and no
-answer carried any of the victim's data.
+answer carried any of the victim's data. The servers run with the LLM memory layers on (against the fake
+LLM server, tests/api/fakellm.py), so every tenant also has episodes and facts, with vectors, to protect.
 
 Then a user is deleted and nothing of it can be found by any route (lists, gets, query by keyword and by
-vector, chunks, keys) nor counted by `memfuse db status`.
+vector, chunks, keys, facts, episodes) nor counted by `memfuse db status`.
 
 THE ROUTE TABLE (ROUTES below) is the one place to extend when a route is added to the server: append one
 Route(...) line. test_route_table_covers_every_server_route reads src/api/routes.c and fails, naming the
@@ -29,6 +30,7 @@ from typing import Callable, Optional
 import pytest
 
 from conftest import REPO, run_cli
+from fakellm import LAYER_FLAGS, FakeLLM, wait_for
 from helpers import (add_knowledge, add_messages, create_agent, create_session, create_user, describe, error, msgs,
                      ok, uniq, word)
 
@@ -124,11 +126,18 @@ ROUTES = [
     Route("GET", "/chunks/stats", params=lambda t: {"user_id": t.uid}),
     Route("GET", "/chunks/stats", params=lambda t: {"session_id": t.sid}),
     Route("GET", "/chunks/stats", SCOPED, other_status=200),
+    # (ext) the LLM memory layers
+    Route("GET", "/users/{uid}/facts"),
+    Route("GET", "/users/{uid}/facts", params=lambda t: {"history": "true"}),
+    Route("GET", "/users/{uid}/facts/{fid}"),
+    Route("DELETE", "/users/{uid}/facts/{fid}", phase=1),
+    Route("GET", "/users/{uid}/episodes"),
+    Route("GET", "/users/{uid}/episodes", params=lambda t: {"session_id": t.sid, "order": "asc"}),
 ]
 # --------------------------------------------------------------------------------------------------------
 
 SAMPLE = SimpleNamespace(uid="u", sid="s", aid="a", mid="m", kid="k", key_id="key", rid="r", uname="un",
-                         aname="an", sname="sn", word="w", mids=["m"], kids=["k"])
+                         aname="an", sname="sn", word="w", mids=["m"], kids=["k"], fid="f")
 
 
 def fill(route, t):
@@ -154,10 +163,23 @@ def send(api, route, t):
 
 
 @pytest.fixture(scope="module")
-def auth(module_spawn):
+def fake_llm():
+    f = FakeLLM()
+    yield f
+    f.stop()
+
+
+def layered_server(spawner, fake, name):
+    """An auth server with the LLM layers on: every add is one flush, so each tenant gets episodes and facts."""
     admin_key = "admin-" + secrets.token_hex(16)
-    srv = module_spawn("--auth", "--admin-key", admin_key, "--embedder", "hash", name="isolation")
+    srv = spawner("--auth", "--admin-key", admin_key, "--embedder", "hash", "--llm-base-url", fake.url,
+                  *LAYER_FLAGS, name=name)
     return SimpleNamespace(srv=srv, admin_key=admin_key, admin=srv.api(admin_key))
+
+
+@pytest.fixture(scope="module")
+def auth(module_spawn, fake_llm):
+    return layered_server(module_spawn, fake_llm, "isolation")
 
 
 def make_tenant(auth, agent):
@@ -173,6 +195,23 @@ def make_tenant(auth, agent):
                            aname=agent["name"], word=w, mids=mids, mid=mids[0], kids=kids, kid=kids[0],
                            key=key["key"], key_id=key["id"], rid=chunks[0]["metadata"]["round_id"],
                            api=auth.srv.api(key["key"]))
+
+
+def wait_layers(api, t, n_episodes, n_facts, timeout=30):
+    """Until the tenant has its episodes and facts, all of them with vectors (found by a vector query), and
+    records their ids on t (fid: one current fact)."""
+    def ready():
+        fs = ok(api.get(f"/users/{t.uid}/facts"))["facts"]
+        es = ok(api.get(f"/users/{t.uid}/episodes"))["episodes"]
+        if len(fs) < n_facts or len(es) < n_episodes:
+            return None
+        res = ok(api.post(f"/users/{t.uid}/query", json={"query": t.word, "store_type": "vector", "top_k": 100}))
+        found = {r["id"] for r in res["results"]}
+        ids = [f["id"] for f in fs] + [e["id"] for e in es]
+        return ids if set(ids) <= found else None
+    ids = wait_for(ready, timeout=timeout, what=f"{n_episodes} episodes and {n_facts} facts of {t.uid} with vectors")
+    t.layer_ids = ids
+    t.fid = ids[0]
 
 
 def wait_vectors(api, uid, timeout=30):
@@ -195,6 +234,8 @@ def snapshot(admin, tenants):
                "knowledge": ok(admin.get(f"/users/{t.uid}/knowledge"))["knowledge"],
                "keys": ok(admin.get(f"/users/{t.uid}/api-keys"))["api_keys"],
                "stats": ok(admin.get("/chunks/stats", params={"user_id": t.uid})),
+               "facts": ok(admin.get(f"/users/{t.uid}/facts", params={"history": "true"}))["facts"],
+               "episodes": ok(admin.get(f"/users/{t.uid}/episodes", params={"limit": 100}))["episodes"],
                "query": [(r["id"], r["content"]) for r in ok(admin.post(
                    f"/users/{t.uid}/query", json={"query": t.word, "store_type": "keyword", "top_k": 100}))["results"]]}
         for s in sessions:
@@ -208,7 +249,7 @@ def snapshot(admin, tenants):
 
 def markers(t):
     """Strings that only the tenant's own data contains."""
-    return [t.word, t.uid, t.sid, t.uname, t.sname, t.key, *t.mids, *t.kids]
+    return [t.word, t.uid, t.sid, t.uname, t.sname, t.key, *t.mids, *t.kids, *getattr(t, "layer_ids", [])]
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +258,7 @@ def world(auth):
     victim, attacker = make_tenant(auth, agent), make_tenant(auth, agent)
     for t in (victim, attacker):
         wait_vectors(auth.admin, t.uid)
+        wait_layers(auth.admin, t, 1, 2)
     return SimpleNamespace(agent=agent, victim=victim, attacker=attacker)
 
 
@@ -355,6 +397,7 @@ def test_owner_and_admin_get_through_on_every_route(auth, world):
     refusals, not malformed requests). Runs on a fresh tenant, deletions last."""
     agent = create_agent(auth.admin)
     t = make_tenant(auth, agent)
+    wait_layers(auth.admin, t, 1, 2)
     # the key the table deletes is a second one: t.api keeps working until the user goes
     t.key_id = ok(auth.admin.post(f"/users/{t.uid}/api-keys", json={"name": "to-delete"}), 201)["api_key"]["id"]
     for route in sorted(ROUTES, key=lambda r: r.phase):
@@ -378,18 +421,18 @@ def counts(data_dir):
     return json.loads(p.stdout)["counts"]
 
 
-def test_deleted_user_is_gone_from_every_route_and_from_db_status(spawn):
-    admin_key = "admin-" + secrets.token_hex(16)
-    srv = spawn("--auth", "--admin-key", admin_key, "--embedder", "hash", name="isolation-delete")
-    auth = SimpleNamespace(srv=srv, admin=srv.api(admin_key))
+def test_deleted_user_is_gone_from_every_route_and_from_db_status(spawn, fake_llm):
+    auth = layered_server(spawn, fake_llm, "isolation-delete")
+    srv, admin_key = auth.srv, auth.admin_key
     agent = create_agent(auth.admin)
     keep, gone = make_tenant(auth, agent), make_tenant(auth, agent)
     # a second session and a second key for the user that goes, so every kind of record has several rows
     s2 = create_session(auth.admin, gone.uid, agent["id"])
     add_messages(auth.admin, s2["id"], msgs(f"{gone.word} delta secret"))
     ok(auth.admin.post(f"/users/{gone.uid}/api-keys", json={"name": "second"}), 201)
-    for t in (keep, gone):
+    for t, episodes, facts in ((keep, 1, 2), (gone, 2, 3)):  # an episode per add, a fact per user message
         wait_vectors(auth.admin, t.uid)
+        wait_layers(auth.admin, t, episodes, facts)
     for st in ("keyword", "vector"):  # findable before
         res = ok(auth.admin.post(f"/users/{gone.uid}/query", json={"query": f"{gone.word} alpha secret",
                                                                     "store_type": st, "top_k": 50}))["results"]
@@ -423,13 +466,17 @@ def test_deleted_user_is_gone_from_every_route_and_from_db_status(spawn):
     error(admin.post(f"/users/{uid}/knowledge/read", json={"knowledge_ids": gone.kids}), 404, user_msg)
     error(admin.get(f"/users/{uid}/api-keys"), 404, user_msg)
     error(admin.get("/chunks/stats", params={"user_id": uid}), 404, user_msg)
+    error(admin.get(f"/users/{uid}/facts"), 404, user_msg)
+    error(admin.get(f"/users/{uid}/facts/{gone.fid}"), 404, user_msg)
+    error(admin.delete(f"/users/{uid}/facts/{gone.fid}"), 404, user_msg)
+    error(admin.get(f"/users/{uid}/episodes"), 404, user_msg)
     for st in (None, "keyword", "vector"):
         body = {"query": f"{gone.word} alpha secret", "top_k": 1000}
         if st:
             body["store_type"] = st
         error(admin.post(f"/users/{uid}/query", json=body), 404, user_msg)
         res = ok(admin.post(f"/users/{keep.uid}/query", json=body))["results"]  # the same agent's other user
-        assert not {r["id"] for r in res} & set(gone.mids + gone.kids), st
+        assert not {r["id"] for r in res} & set(gone.mids + gone.kids + gone.layer_ids), st
     error(srv.api(gone.key).get(f"/users/{keep.uid}"), 401, INVALID)  # its keys are gone too
     # what is left is exactly the other user's
     stats = ok(admin.get("/chunks/stats"))
@@ -439,10 +486,12 @@ def test_deleted_user_is_gone_from_every_route_and_from_db_status(spawn):
     assert [json.loads(u)["id"] for u in after["users"]] == [keep.uid]
     srv.stop()
     c1 = counts(srv.data_dir)
+    # its layers: an episode per add (2), a fact per user message (3); every one of them has a vector
     gone_counts = {"users": 1, "agents": 0, "sessions": 2, "rounds": 2, "messages": 4, "knowledge": 1,
-                   "api_keys": 2, "vectors": 5}
+                   "api_keys": 2, "episodes": 2, "facts": 3, "vectors": 5 + 2 + 3}
     expected = {k: c0[k] - gone_counts.get(k, 0) for k in c0}
     assert c1 == expected, f"db status after the delete: {c1}, expected {expected} (before: {c0})"
-    assert c1["users"] == 1 and c1["messages"] == 3 and c1["vectors"] == 4 and c1["api_keys"] == 1
+    assert c1["users"] == 1 and c1["messages"] == 3 and c1["vectors"] == 4 + 1 + 2 and c1["api_keys"] == 1
+    assert c1["episodes"] == 1 and c1["facts"] == 2 and c1["flushes_pending"] == 0
     srv.restart()  # and a restart does not bring anything back
     error(srv.api(admin_key).get(f"/users/{uid}"), 404, user_msg)
