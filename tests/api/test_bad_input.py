@@ -215,12 +215,21 @@ HOSTILE = ["' OR '1'='1", "1; DROP TABLE users; --", "%", "_", "*", "%25", "..."
            "a" * 600, " ", "\t", "id with spaces", "$where", "${jndi:ldap://127.0.0.1/a}", "%s%s%n"]
 
 
+@pytest.fixture(scope="module")
+def owner(server):
+    """A real user, for the routes that address a record inside one (its facts)."""
+    client = server.api()
+    yield create_user(client)["id"]
+    client.close()
+
+
 @pytest.mark.parametrize("bad", HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_ids_are_404_on_every_id_route(api, bad):
+def test_hostile_ids_are_404_on_every_id_route(api, owner, bad):
     p = quote(bad, safe="")
     if "/" in bad:  # decoded into a path separator: another (unknown) route, see the next test
         assert api.get(f"/users/{p}").status_code == 404
         return
+    uid = owner
     # the message names the id as sent (long ids may be shortened, but the answer is still the 404)
     for r, what, field in ((api.get(f"/users/{p}"), "User", "user_id"),
                            (api.put(f"/users/{p}", json={"description": "x"}), "User", "user_id"),
@@ -228,6 +237,12 @@ def test_hostile_ids_are_404_on_every_id_route(api, bad):
                            (api.get(f"/users/{p}/knowledge"), "User", "user_id"),
                            (api.post(f"/users/{p}/query", json={"query": "x"}), "User", "user_id"),
                            (api.get(f"/users/{p}/api-keys"), "User", "user_id"),
+                           (api.get(f"/users/{p}/facts"), "User", "user_id"),
+                           (api.get(f"/users/{p}/facts/{p}"), "User", "user_id"),
+                           (api.delete(f"/users/{p}/facts/{p}"), "User", "user_id"),
+                           (api.get(f"/users/{p}/episodes"), "User", "user_id"),
+                           (api.get(f"/users/{uid}/facts/{p}"), "Fact", "fact_id"),
+                           (api.delete(f"/users/{uid}/facts/{p}"), "Fact", "fact_id"),
                            (api.get(f"/agents/{p}"), "Agent", "agent_id"),
                            (api.delete(f"/agents/{p}"), "Agent", "agent_id"),
                            (api.get(f"/sessions/{p}"), "Session", "session_id"),
@@ -242,7 +257,8 @@ def test_hostile_ids_are_404_on_every_id_route(api, bad):
         else:
             assert body["message"].startswith(f"{what} with ID '{bad[:100]}"), describe(r)
     for path, params in (("/sessions", {"user_id": bad}), ("/sessions", {"agent_id": bad}),
-                         ("/chunks/stats", {"user_id": bad}), ("/chunks/stats", {"session_id": bad})):
+                         ("/chunks/stats", {"user_id": bad}), ("/chunks/stats", {"session_id": bad}),
+                         (f"/users/{uid}/episodes", {"session_id": bad})):
         r = api.get(path, params=params)
         assert r.status_code == 404, describe(r)
 
