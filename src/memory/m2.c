@@ -478,6 +478,8 @@ int m2_run(mem_ctx *m, const store_flush *f, char *err, size_t errlen)
         has_cand |= k[i].n_cand > 0;
     if (dropped > low && !has_cand) /* duplicates would have been candidates of themselves */
         atomic_fetch_add(&m->stats.decide_saved, 1);
+    log_debug("m2: flush %s: %zu facts read, %zu under the confidence threshold, %zu duplicates, %zu kept", f->id, nf,
+              low, dropped - low, nk);
     rc = decide(m, f, k, nk, &cl, &a, &llm_ns, err, errlen);
     if (rc != MEM_OK)
         goto out;

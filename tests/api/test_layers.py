@@ -197,8 +197,9 @@ def test_contradiction_invalidates(layered, llm):
     api = layered.api()
     uid, _, sid = world(api)
     llm.script(rules=[
-        {"kind": "facts", "contains": "Berlin", "reply": fact_reply({"content": "User lives in Berlin"})},
+        # (rules are tried in order: the second message names Berlin too)
         {"kind": "facts", "contains": "Munich", "reply": fact_reply({"content": "User lives in Munich"})},
+        {"kind": "facts", "contains": "Berlin", "reply": fact_reply({"content": "User lives in Berlin"})},
         {"kind": "decide", "contains": "Munich",
          "reply": "```json\n{\"decisions\": [{\"fact\": \"1\", \"action\": \"Invalidate\", \"target\": \"F1\"}]}\n```"},
     ])
@@ -215,7 +216,7 @@ def test_duplicates_cause_no_llm_call(layered, llm):
     api = layered.api()
     uid, _, sid = world(api)
     llm.script(rules=[
-        {"kind": "facts", "contains": "first", "reply": fact_reply({"content": "User has a dog named Rex"})},
+        {"kind": "facts", "contains": "first dog", "reply": fact_reply({"content": "User has a dog named Rex"})},
         {"kind": "facts", "contains": "again", "reply": fact_reply({"content": "  user has a dog named rex. "})},
         {"kind": "facts", "contains": "called", "reply": fact_reply({"content": "User has a dog called Rex"})},
         {"kind": "facts", "contains": "twice", "reply": fact_reply(
