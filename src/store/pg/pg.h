@@ -1,9 +1,10 @@
 /* pg — internals of the PostgreSQL backend (not included above src/store).
  *
  * Same schema concepts as the SQLite backend (store/sqlite/sq_schema.c): text ids and wire-format
- * timestamps (COLLATE "C", so string order is time order), a bigserial `seq` on messages and knowledge
- * that orders ties (the rowid's role in SQLite), keyword search through a generated tsvector column
- * ('english' config) with a GIN index, vectors as bytea with model and dimension.
+ * timestamps (COLLATE "C", so string order is time order), a bigserial `seq` on every unit table
+ * (messages, knowledge, episodes, facts) that orders ties (the rowid's role in SQLite), keyword search
+ * through a generated tsvector column ('english' config) with a GIN index, vectors as bytea with model and
+ * dimension.
  *
  * Connections come from a pg_pool (pg_pool.h). Reads take one for the call; multi-statement reads run in
  * one REPEATABLE READ READ ONLY transaction (one snapshot). Writes are group-committed (pg_writer.c): one
@@ -96,6 +97,8 @@ int pg_write(pg_store *s, pg_job_fn fn, void *arg);
 /* --- pg_schema ------------------------------------------------------------------------------------------- */
 extern const int PG_SCHEMA_VERSION;
 int pg_schema_migrate(pg_conn *c, char *err, size_t errlen);
+/* Migrates only up to version target (tests build an older schema with it); 0 or -1 with err. */
+int pg_schema_migrate_to(pg_conn *c, int target, char *err, size_t errlen);
 int pg_schema_version(pg_conn *c); /* 0: no schema; -1: error */
 
 /* Operation groups (each file fills its part of the ops table) */
