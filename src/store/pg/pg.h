@@ -30,6 +30,7 @@ typedef struct pg_store {
     pg_pool *pool;
     char *describe;
     ids_gen *ids;
+    int flushes; /* store_config.flushes: consolidations record flushes for the LLM layers */
 
     /* writer */
     pg_conn *wconn; /* owned by the writer thread while it runs */
@@ -101,6 +102,18 @@ int pg_schema_migrate(pg_conn *c, char *err, size_t errlen);
 int pg_schema_migrate_to(pg_conn *c, int target, char *err, size_t errlen);
 int pg_schema_version(pg_conn *c); /* 0: no schema; -1: error */
 
+/* --- shared row readers and the layers' hook into consolidation --------------------------------------------- */
+
+/* Columns pg_read_message (pg_messages.c) expects, over "messages m JOIN rounds r ON r.id = m.round_id". */
+#define PG_MSG_COLS "m.id, m.session_id, m.round_id, m.role, m.content, m.created_at, m.updated_at, " \
+                    "(r.status = 0)::int"
+int pg_read_message(PGresult *r, int row, arena *a, void *dst);
+/* Records one flush per session among the n rounds just consolidated (ids), and links those rounds to it
+ * (pg_layers.c). *own_flush (may be NULL) gets the flush of own_session, or NULL when none was recorded.
+ * Does nothing when the store records no flushes. */
+int pg_flushes_record(pg_store *s, pg_conn *c, const char *const *ids, size_t n, const char *own_session, arena *a,
+                      const char **own_flush);
+
 /* Operation groups (each file fills its part of the ops table) */
 void pg_ops_entities(store_ops *ops);
 void pg_ops_messages(store_ops *ops);
@@ -109,6 +122,7 @@ void pg_ops_search(store_ops *ops);
 void pg_ops_admin(store_ops *ops);
 void pg_ops_vectors(store_ops *ops);
 void pg_ops_notify(store_ops *ops);
+void pg_ops_layers(store_ops *ops);
 void pg_listen_stop(pg_store *s);
 
 store *pg_store_open(const store_config *cfg, char *err, size_t errlen);
