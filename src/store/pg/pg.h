@@ -108,6 +108,16 @@ int pg_schema_version(pg_conn *c); /* 0: no schema; -1: error */
 #define PG_MSG_COLS "m.id, m.session_id, m.round_id, m.role, m.content, m.created_at, m.updated_at, " \
                     "(r.status = 0)::int"
 int pg_read_message(PGresult *r, int row, arena *a, void *dst);
+/* Hit records (pg_vectors.c): pg_read_hit reads the columns type, id, content, role, created_at, updated_at,
+ * session_id, session_name, agent_id, occurred_at, source_ids, fact_type, entities, valid_from, confidence
+ * and, when the result has a 16th column, the score. The macros give the layer columns for each unit type
+ * (episodes as e, facts as x, their sessions as s). */
+int pg_read_hit(PGresult *r, int row, arena *a, void *dst);
+#define PG_HIT_NO_LAYER_COLS "NULL, NULL, NULL, NULL, NULL, NULL"
+#define PG_HIT_EPISODE_COLS "2, e.id, e.content, NULL, e.created_at, e.updated_at, e.session_id, s.name, e.agent_id," \
+                            " e.occurred_at, e.source_ids, NULL, NULL, NULL, NULL"
+#define PG_HIT_FACT_COLS "3, x.id, x.content, NULL, x.created_at, x.updated_at, x.session_id, s.name, x.agent_id," \
+                         " NULL, x.source_ids, x.fact_type, x.entities, x.valid_from, x.confidence"
 /* Records one flush per session among the n rounds just consolidated (ids), and links those rounds to it
  * (pg_layers.c). *own_flush (may be NULL) gets the flush of own_session, or NULL when none was recorded.
  * Does nothing when the store records no flushes. */
