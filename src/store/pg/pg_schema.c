@@ -346,7 +346,9 @@ static int op_validate(store *s, char *report, size_t len)
     }
     for (size_t i = 0; i < sizeof expected_triggers / sizeof expected_triggers[0]; i++) {
         const char *p[1] = {expected_triggers[i]};
-        if (pg_query_int(c, "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgname = $1", 1, p) != 1) {
+        if (pg_query_int(c, "SELECT count(*) FROM pg_catalog.pg_trigger t"
+                            " JOIN pg_catalog.pg_class r ON r.oid = t.tgrelid"
+                            " WHERE t.tgname = $1 AND r.relnamespace = current_schema()::regnamespace", 1, p) != 1) {
             o = addf(report, len, o, "missing trigger %s; ", expected_triggers[i]);
             ok = 0;
         }
