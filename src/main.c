@@ -16,6 +16,7 @@
 #include "embed/embed_cli.h"
 #include "http/server.h"
 #include "util/log.h"
+#include "util/opstats.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -40,7 +41,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: memfuse serve [--host H] [--port P] [--data-dir D] [--store sqlite] [--threads N]\n"
                "                     [--max-body BYTES] [--auth] [--admin-key KEY] [--log-level L]\n"
                "                     [--buffer-rounds N] [--buffer-tokens N] [--buffer-idle SECONDS]\n"
-               "                     [--embedder use-lite|hash|remote] [--model-dir D] [--embed-url U] ...\n"
+               "                     [--embedder use-lite|hash|remote] [--model-dir D] [--embed-url U]\n"
+               "                     [--op-threshold NAME=MS ...] [--op-thresholds LIST] [--op-baseline N]\n"
+               "                     [--op-window S] [--op-regression-factor K] ...\n"
                "       memfuse db status|reset|validate|recreate [--data-dir D] [--store S]\n"
                "       memfuse embed [--embedder E] [--model-dir D] [TEXT...]\n"
                "       memfuse reindex [--data-dir D] [--embedder E] [--model-dir D]\n"
@@ -190,6 +193,12 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "memfuse: %s\n", err);
         return 2;
     }
+    opstats_config oc; /* --op-threshold NAME=MS (repeatable), --op-thresholds, --op-baseline, ... */
+    opstats_config_default(&oc);
+    if (opstats_config_from_env(&oc, err, sizeof err) != 0 || opstats_config_from_args(&oc, &argc, argv, err, sizeof err) != 0) {
+        fprintf(stderr, "memfuse: %s\n", err);
+        return 2;
+    }
     const option_def opts[] = {
         {"--host", "MEMFUSE_HOST", OPT_STR, &cfg.host, "listen address"},
         {"--port", "MEMFUSE_PORT", OPT_INT, &cfg.port, "listen port"},
@@ -231,6 +240,7 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     log_init(lvl);
+    opstats_configure(&oc);
     if (cfg.port < 0 || cfg.port > 65535 || cfg.threads < 1 || cfg.buffer.max_rounds < 1 || cfg.buffer.max_tokens < 1 ||
         idle_s < 1) {
         fprintf(stderr, "memfuse: --port, --threads and the buffer settings must be in range\n");

@@ -5,6 +5,7 @@
  * cumulative histograms, the regressed flags) lives in g_chk under g_chk.mu. */
 #include "util/opstats.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -415,30 +416,7 @@ void opstats_config_get(opstats_config *out)
 
 double opstats_hist_quantile(const opstats_hist *h, double q)
 {
-    uint64_t total = 0;
-    for (int i = 0; i < OPSTATS_NBUCKETS; i++)
-        total += h->buckets[i];
-    if (total == 0)
-        return 0;
-    if (q < 0)
-        q = 0;
-    if (q > 1)
-        q = 1;
-    double rank = q * (double)total;
-    uint64_t seen = 0;
-    for (int i = 0; i < OPSTATS_NBUCKETS; i++) {
-        uint64_t c = h->buckets[i];
-        if (c && (double)(seen + c) >= rank) {
-            double lo = i ? opstats_bucket_le[i - 1] : 0;
-            if (i == OPSTATS_NBUCKETS - 1)
-                return lo; /* the +Inf bucket: its lower bound is all we know */
-            double hi = opstats_bucket_le[i];
-            double f = (rank - (double)seen) / (double)c;
-            return lo + (hi - lo) * (f < 0 ? 0 : f);
-        }
-        seen += c;
-    }
-    return opstats_bucket_le[OPSTATS_NBUCKETS - 2];
+    return met_quantile(opstats_bucket_le, h->buckets, OPSTATS_NBUCKETS, q);
 }
 
 static void hist_sub(opstats_hist *out, const opstats_hist *a, const opstats_hist *b)

@@ -48,6 +48,8 @@ typedef struct sq_store {
     sq_conn *free_readers;
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cv;
+    int pool_waiting;                  /* callers waiting for a reader (pool_mu) */
+    uint64_t pool_acquires, pool_waits; /* checkouts; those that had to wait (pool_mu) */
 
     /* writer */
     sq_conn writer;
@@ -69,8 +71,10 @@ sqlite3_stmt *sq_prepare(sq_conn *c, const char *sql);
 int sq_exec(sq_conn *c, const char *sql);
 int sq_rc(int sqlite_rc); /* maps a SQLite result code to a store_rc */
 
+/* Checkouts are timed for the operation statistics (OP_POOL_ACQUIRE). */
 sq_conn *sq_reader_get(sq_store *s);
 void sq_reader_put(sq_store *s, sq_conn *c);
+int sq_pool_stats(store *base, store_pool_stats *out); /* the read pool (store_ops.pool_stats) */
 
 /* Writer */
 int sq_writer_start(sq_store *s, char *err, size_t errlen);
