@@ -230,6 +230,9 @@ typedef struct store_pool_stats {
     int size;         /* most connections */
     int open, idle, in_use, waiting;
     uint64_t acquires, waits /* acquires that had to wait */, timeouts;
+    /* the group-commit writer: jobs queued now; transactions committed and the jobs they carried */
+    int write_queue;
+    uint64_t write_batches, write_jobs;
 } store_pool_stats;
 
 /* The operations table a backend provides. Callers call s->ops->op(s, ...). */

@@ -30,6 +30,14 @@ static int pg_pool_state(store *base, store_pool_stats *out)
     *out = (store_pool_stats){.name = "postgres", .size = pg_pool_options(p)->max_conns, .open = ps.open,
                               .idle = ps.idle, .in_use = ps.open - ps.idle, .waiting = ps.waiting,
                               .acquires = ps.acquires, .waits = ps.waits, .timeouts = ps.timeouts};
+    pg_store *s = PGS(base);
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->wq_mu);
+        out->write_queue = s->wq_n;
+        out->write_batches = s->w_batches;
+        out->write_jobs = s->w_jobs;
+        pthread_mutex_unlock(&s->wq_mu);
+    }
     return STORE_OK;
 }
 

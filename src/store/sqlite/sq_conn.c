@@ -183,6 +183,13 @@ int sq_pool_stats(store *base, store_pool_stats *out)
                               .in_use = s->n_readers - idle, .waiting = s->pool_waiting,
                               .acquires = s->pool_acquires, .waits = s->pool_waits};
     pthread_mutex_unlock(&s->pool_mu);
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->wq_mu);
+        out->write_queue = s->wq_n;
+        out->write_batches = s->w_batches;
+        out->write_jobs = s->w_jobs;
+        pthread_mutex_unlock(&s->wq_mu);
+    }
     return STORE_OK;
 }
 
