@@ -4,6 +4,7 @@
  *   memfuse db status|reset|validate|recreate [--data-dir D] [--store S]
  *   memfuse embed [flags] [TEXT...]
  *   memfuse reindex [flags]      drop every vector and embed everything again
+ *   memfuse bench [flags]        load generator (src/bench): scenarios against a given URL or a server it starts
  *   memfuse version | help
  *
  * Start-up order: logging, store (schema migrated), registry and round buffer (restored from the store),
@@ -15,6 +16,7 @@
 #include "embed/embed.h"
 #include "embed/embed_cli.h"
 #include "http/server.h"
+#include "bench/bench.h"
 #include "util/log.h"
 #include "util/opstats.h"
 #include "util/timeutil.h"
@@ -47,6 +49,7 @@ static void usage(FILE *f)
                "       memfuse db status|reset|validate|recreate [--data-dir D] [--store S]\n"
                "       memfuse embed [--embedder E] [--model-dir D] [TEXT...]\n"
                "       memfuse reindex [--data-dir D] [--embedder E] [--model-dir D]\n"
+               "       memfuse bench [--url U] [--scenario S] [--connections N] [--duration S] [--memories N] [--json]\n"
                "       memfuse version\n");
 }
 
@@ -501,6 +504,8 @@ int main(int argc, char **argv)
         return embed_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "reindex") == 0)
         return cmd_reindex(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return bench_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("memfuse %s\n", MEMFUSE_VERSION);
         return 0;
