@@ -4,6 +4,7 @@
  *   memfuse db status|reset|validate|recreate [--data-dir D] [--store S]
  *   memfuse embed [flags] [TEXT...]
  *   memfuse reindex [flags]      drop every vector and embed everything again
+ *   memfuse bench [flags]        load generator (src/bench): scenarios against a given URL or a server it starts
  *   memfuse version | help
  *
  * Start-up order: logging, store (schema migrated), registry and round buffer (restored from the store),
@@ -15,7 +16,9 @@
 #include "embed/embed.h"
 #include "embed/embed_cli.h"
 #include "http/server.h"
+#include "bench/bench.h"
 #include "util/log.h"
+#include "util/opstats.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -40,10 +43,13 @@ static void usage(FILE *f)
     fprintf(f, "usage: memfuse serve [--host H] [--port P] [--data-dir D] [--store sqlite] [--threads N]\n"
                "                     [--max-body BYTES] [--conn-timeout S] [--auth] [--admin-key KEY] [--log-level L]\n"
                "                     [--buffer-rounds N] [--buffer-tokens N] [--buffer-idle SECONDS]\n"
-               "                     [--embedder use-lite|hash|remote] [--model-dir D] [--embed-url U] ...\n"
+               "                     [--embedder use-lite|hash|remote] [--model-dir D] [--embed-url U]\n"
+               "                     [--op-threshold NAME=MS ...] [--op-thresholds LIST] [--op-baseline N]\n"
+               "                     [--op-window S] [--op-regression-factor K] ...\n"
                "       memfuse db status|reset|validate|recreate [--data-dir D] [--store S]\n"
                "       memfuse embed [--embedder E] [--model-dir D] [TEXT...]\n"
                "       memfuse reindex [--data-dir D] [--embedder E] [--model-dir D]\n"
+               "       memfuse bench [--url U] [--scenario S] [--connections N] [--duration S] [--memories N] [--json]\n"
                "       memfuse version\n");
 }
 
@@ -251,6 +257,12 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "memfuse: %s\n", err);
         return 2;
     }
+    opstats_config oc; /* --op-threshold NAME=MS (repeatable), --op-thresholds, --op-baseline, ... */
+    opstats_config_default(&oc);
+    if (opstats_config_from_env(&oc, err, sizeof err) != 0 || opstats_config_from_args(&oc, &argc, argv, err, sizeof err) != 0) {
+        fprintf(stderr, "memfuse: %s\n", err);
+        return 2;
+    }
     const option_def opts[] = {
         {"--host", "MEMFUSE_HOST", OPT_STR, &cfg.host, "listen address"},
         {"--port", "MEMFUSE_PORT", OPT_INT, &cfg.port, "listen port"},
@@ -315,6 +327,7 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     log_init(lvl);
+    opstats_configure(&oc);
     if (cfg.port < 0 || cfg.port > 65535 || cfg.threads < 1 || cfg.buffer.max_rounds < 1 || cfg.buffer.max_tokens < 1 ||
         idle_s < 1 || conn_timeout_s < 1) {
         fprintf(stderr, "memfuse: --port, --threads, --conn-timeout and the buffer settings must be in range\n");
@@ -583,6 +596,8 @@ int main(int argc, char **argv)
         return embed_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "reindex") == 0)
         return cmd_reindex(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return bench_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("memfuse %s\n", MEMFUSE_VERSION);
         return 0;

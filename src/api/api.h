@@ -100,6 +100,11 @@ void api_chunks_session(http_request *req, http_response *res);
 void api_chunks_round(http_request *req, http_response *res);
 void api_chunks_stats(http_request *req, http_response *res);
 
+/* GET /metrics (Prometheus text, public) and GET /api/v1/admin/stats (the same as JSON, admin only when
+ * auth is on): api/stats.c. */
+void api_metrics(http_request *req, http_response *res);
+void api_admin_stats(http_request *req, http_response *res);
+
 #endif
 
 /* Query parameters of listings (SPEC §6 table): limit (default 20, >= 1, capped at 100), sort_by (one of

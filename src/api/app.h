@@ -78,5 +78,11 @@ typedef struct app {
 
 /* The route table and the dispatcher handed to the HTTP server (routes.c). */
 void app_dispatch(void *app_ctx, http_request *req, http_response *res);
+/* The route table for the exporters (api/stats.c): route i's stats are app.routes[i] (i < count), those of
+ * requests that matched no route app.routes[APP_MAX_ROUTES] (described as method "", pattern "unmatched");
+ * app_status_code(k) is the status by_status[k] counts, 0 for the last slot (any other status). */
+int app_route_count(void);
+void app_route_describe(int i, const char **method, const char **pattern);
+int app_status_code(int k);
 
 #endif

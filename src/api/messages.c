@@ -1,6 +1,8 @@
 /* messages — SPEC §6: add (one call = one round, durable before 201), list, read, update, delete. */
 #include "api/api.h"
 #include "core/qcache.h"
+#include "util/opstats.h"
+#include "util/timeutil.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -79,8 +81,10 @@ void api_messages_add(http_request *req, http_response *res)
         goto out;
     }
     store_added added = {0};
+    int64_t t0 = time_mono_ns();
     int rc = ap->st->ops->messages_add(ap->st, s.id, msgs, n, tokens, plan.consolidate_new,
                                        (const char *const *)plan.consolidate, plan.n_taken, req->a, &added);
+    opstats_observe_ns(OP_M0, time_mono_ns() - t0);
     if (rc != STORE_OK) {
         rb_abort(&ap->rb, &plan);
         if (rc == STORE_NO_SESSION)

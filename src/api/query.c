@@ -13,6 +13,8 @@
 #include "search/terms.h"
 #include "search/vindex.h"
 #include "util/log.h"
+#include "util/opstats.h"
+#include "util/timeutil.h"
 
 #include <xxhash.h>
 
@@ -215,7 +217,9 @@ static void dense_run(void *arg)
     vindex_filter f = {.agent_id = j->q->agent_id, .messages = j->q->include_messages,
                        .knowledge = j->q->include_knowledge, .episodes = j->q->include_episodes,
                        .facts = j->q->include_facts};
+    int64_t t0 = time_mono_ns();
     j->n = vindex_search(vi, j->qv, j->k, &f, j->hits);
+    opstats_observe_ns(OP_VECTOR_SEARCH, time_mono_ns() - t0);
     uidx_release(svc);
     j->rc = STORE_OK;
 }
@@ -304,7 +308,9 @@ void api_query(http_request *req, http_response *res)
                           .include_messages = q.include_messages, .include_knowledge = q.include_knowledge,
                           .include_episodes = q.include_episodes, .include_facts = q.include_facts,
                           .limit = depth};
+        int64_t t0 = time_mono_ns();
         krc = ap->st->ops->search_keyword(ap->st, &s, req->a, &kh, &nk);
+        opstats_observe_ns(OP_BM25_SEARCH, time_mono_ns() - t0);
     }
     if (want_v)
         taskpool_wait(&ap->tasks, &dt);
@@ -322,6 +328,7 @@ void api_query(http_request *req, http_response *res)
         nv = 0; /* hybrid degrades to the keyword path */
     }
 
+    int64_t t_fuse = time_mono_ns();
     cand *c = arena_calloc(req->a, nk + nv + 1, sizeof *c);
     if (!c) {
         api_store_error(res, STORE_ERROR, "query memory");
@@ -351,6 +358,7 @@ void api_query(http_request *req, http_response *res)
         }
     }
     qsort(c, n, sizeof *c, by_score);
+    opstats_observe_ns(OP_FUSION, time_mono_ns() - t_fuse);
     if (n > (size_t)q.top_k)
         n = (size_t)q.top_k;
     int rc = hydrate(req, c, n);

@@ -1,6 +1,7 @@
 /* embedq — see embedq.h. */
 #include "core/embedq.h"
 #include "util/log.h"
+#include "util/opstats.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -36,7 +37,10 @@ static int embed_units_with(store *st, embedder *emb, user_index *ui, store_unit
         lens[i] = strlen(u[i].text);
     }
     char err[256];
-    if (embed_batch(emb, texts, lens, (int)n, vecs, err, sizeof err) != 0) {
+    int64_t t0 = time_mono_ns();
+    int erc = embed_batch(emb, texts, lens, (int)n, vecs, err, sizeof err);
+    opstats_observe_ns(OP_EMBED_BATCH, time_mono_ns() - t0);
+    if (erc != 0) {
         log_warn("embedding pipeline: a batch of %zu failed: %s (will retry)", n, err);
         return -1;
     }
@@ -231,6 +235,7 @@ void embedq_stop(embedq *q)
 
 void embedq_push(embedq *q, int type, const char *const *ids, size_t n)
 {
+    int64_t now = now_ms();
     pthread_mutex_lock(&q->mu);
     for (size_t i = 0; i < n; i++) {
         if (q->count == (size_t)q->cfg.capacity || strlen(ids[i]) >= sizeof q->ring[0].id) {
@@ -241,6 +246,7 @@ void embedq_push(embedq *q, int type, const char *const *ids, size_t n)
         embedq_item *it = &q->ring[(q->head + q->count) % (size_t)q->cfg.capacity];
         it->type = type;
         memcpy(it->id, ids[i], strlen(ids[i]) + 1);
+        it->queued_ms = now;
         q->count++;
     }
     pthread_cond_signal(&q->cv);
@@ -253,4 +259,14 @@ size_t embedq_depth(embedq *q)
     size_t n = q->count;
     pthread_mutex_unlock(&q->mu);
     return n;
+}
+
+void embedq_lag_get(embedq *q, embedq_lag *out)
+{
+    int64_t now = now_ms();
+    pthread_mutex_lock(&q->mu);
+    out->depth = q->count;
+    out->oldest_ms = q->count ? now - q->ring[q->head].queued_ms : 0;
+    out->behind = q->behind;
+    pthread_mutex_unlock(&q->mu);
 }

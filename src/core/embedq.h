@@ -34,6 +34,7 @@ typedef struct embedq_config {
 typedef struct embedq_item {
     int type; /* enum store_hit_type */
     char id[40];
+    int64_t queued_ms; /* monotonic, when pushed (for the lag) */
 } embedq_item;
 
 typedef struct embedq {
@@ -61,6 +62,15 @@ void embedq_stop(embedq *q);
 void embedq_push(embedq *q, int type, const char *const *ids, size_t n);
 /* Units queued and not yet taken by a worker. */
 size_t embedq_depth(embedq *q);
+/* How far the pipeline is behind the adds: units queued, the age of the oldest of them (0 when none), and
+ * whether a store scan is pending (units were dropped or a batch failed). Embedding batches are timed for
+ * the operation statistics (OP_EMBED_BATCH). */
+typedef struct embedq_lag {
+    size_t depth;
+    int64_t oldest_ms;
+    int behind;
+} embedq_lag;
+void embedq_lag_get(embedq *q, embedq_lag *out);
 
 /* One page of the scan for units without a vector for emb's model, from cursor[type] on (updated):
  * embeds and stores at most batch of them, and puts them into ui's loaded indexes when ui is not NULL.

@@ -1,5 +1,7 @@
 /* registry — see registry.h. */
 #include "core/registry.h"
+#include "util/opstats.h"
+#include "util/timeutil.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +77,7 @@ static void grow(registry *r)
     r->nbuckets = n;
 }
 
-user_svc *registry_get(registry *r, const char *user_id, int create)
+static user_svc *lookup(registry *r, const char *user_id, int create)
 {
     size_t len = strlen(user_id);
     if (len >= REG_ID_MAX)
@@ -114,6 +116,15 @@ user_svc *registry_get(registry *r, const char *user_id, int create)
     pthread_rwlock_unlock(&r->lock);
     if (fresh)
         svc_free(fresh);
+    return u;
+}
+
+/* Timed for the operation statistics (OP_SERVICE_LOOKUP), creation included. */
+user_svc *registry_get(registry *r, const char *user_id, int create)
+{
+    int64_t t0 = time_mono_ns();
+    user_svc *u = lookup(r, user_id, create);
+    opstats_observe_ns(OP_SERVICE_LOOKUP, time_mono_ns() - t0);
     return u;
 }
 

@@ -224,6 +224,17 @@ typedef struct store_fact_op {
     const char *valid_from; /* NULL: now */
 } store_fact_op;
 
+/* The state of a backend's connection pool (SQLite: its read connections; PostgreSQL: its pool). */
+typedef struct store_pool_stats {
+    const char *name; /* "sqlite_read", "postgres" (static) */
+    int size;         /* most connections */
+    int open, idle, in_use, waiting;
+    uint64_t acquires, waits /* acquires that had to wait */, timeouts;
+    /* the group-commit writer: jobs queued now; transactions committed and the jobs they carried */
+    int write_queue;
+    uint64_t write_batches, write_jobs;
+} store_pool_stats;
+
 /* The operations table a backend provides. Callers call s->ops->op(s, ...). */
 typedef struct store_ops {
     void (*close)(store *s);
@@ -367,6 +378,9 @@ typedef struct store_ops {
     int (*fact_retract)(store *s, const char *user_id, const char *id);
     /* A current fact of the user with this content hash: STORE_OK (into out) or STORE_NOT_FOUND. */
     int (*fact_by_hash)(store *s, const char *user_id, const char *content_hash, arena *a, store_fact *out);
+
+    /* The connection pool's state, for monitoring (NULL: the backend has no pool). */
+    int (*pool_stats)(store *s, store_pool_stats *out);
 
     int (*counts)(store *s, store_counts *out);
     int (*reset)(store *s);    /* delete every row, keep the schema */

@@ -43,6 +43,28 @@ double met_hist_quantile(const met_hist *h, double q)
     return met_bucket_le[MET_NBUCKETS - 1];
 }
 
+double met_quantile(const double *le, const uint64_t *buckets, int nb, double q)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < nb; i++)
+        total += buckets[i];
+    if (total == 0)
+        return 0;
+    double rank = (q < 0 ? 0 : q > 1 ? 1 : q) * (double)total;
+    uint64_t seen = 0;
+    for (int i = 0; i < nb; i++) {
+        if (buckets[i] && (double)(seen + buckets[i]) >= rank) {
+            double lo = i ? le[i - 1] : 0;
+            if (i == nb - 1 && le[i] > 1e299)
+                return lo; /* the +Inf bucket: its lower bound is all that is known */
+            double f = (rank - (double)seen) / (double)buckets[i];
+            return lo + (le[i] - lo) * (f < 0 ? 0 : f);
+        }
+        seen += buckets[i];
+    }
+    return nb > 1 ? le[nb - 2] : 0;
+}
+
 void sb_printf(strbuf *b, const char *fmt, ...)
 {
     if (b->err)

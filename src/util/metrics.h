@@ -23,6 +23,10 @@ typedef struct met_hist {
 void met_hist_observe(met_hist *h, int64_t ns);
 /* The q-quantile (0..1) estimated from the buckets (upper bound of the bucket that holds it), seconds. */
 double met_hist_quantile(const met_hist *h, double q);
+/* The q-quantile of any bucketed histogram: le[] upper bounds (the last may be +Inf), buckets[] per-bucket
+ * (not cumulative) counts; interpolated linearly inside the bucket that holds it (the lower bound for the
+ * +Inf bucket), as Prometheus' histogram_quantile does. 0 when empty. */
+double met_quantile(const double *le, const uint64_t *buckets, int nb, double q);
 
 typedef struct strbuf {
     char *buf;

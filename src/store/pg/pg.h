@@ -39,6 +39,8 @@ typedef struct pg_store {
     pthread_cond_t wq_cv;   /* jobs queued, or stop */
     pthread_cond_t done_cv; /* a batch finished */
     pg_job *wq_head, *wq_tail;
+    int wq_n;                             /* jobs queued, not yet taken (wq_mu) */
+    uint64_t w_batches, w_jobs;           /* transactions committed; jobs they carried (wq_mu) */
     int stopping;
     int writer_started;
 

@@ -1,6 +1,7 @@
 /* pg_pool — connection pools keyed by DSN behind a rwlock'd registry. See pg_pool.h for the contract. */
 #include "store/pg/pg_pool.h"
 #include "util/log.h"
+#include "util/opstats.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -22,7 +23,7 @@ struct pg_pool {
     int open;          /* connections existing (idle + in use + being opened) */
     int idle_n, waiting;
     unsigned generation;
-    uint64_t acquires, timeouts, connects, connect_failures, validations, recycled, discarded;
+    uint64_t acquires, waits, timeouts, connects, connect_failures, validations, recycled, discarded;
 };
 
 static pthread_rwlock_t registry_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -167,7 +168,7 @@ static int check(pg_pool *p, pg_conn **cp)
     return 0;
 }
 
-pg_conn *pg_pool_acquire(pg_pool *p)
+static pg_conn *acquire(pg_pool *p)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -177,6 +178,7 @@ pg_conn *pg_pool_acquire(pg_pool *p)
 
     pthread_mutex_lock(&p->mu);
     p->acquires++;
+    int waited = 0;
     for (;;) {
         if (p->idle) {
             pg_conn *c = p->idle;
@@ -194,6 +196,8 @@ pg_conn *pg_pool_acquire(pg_pool *p)
                 slot_free(p);
             return c;
         }
+        p->waits += !waited;
+        waited = 1;
         p->waiting++;
         int rc = pthread_cond_timedwait(&p->cv, &p->mu, &deadline);
         p->waiting--;
@@ -203,6 +207,15 @@ pg_conn *pg_pool_acquire(pg_pool *p)
             return NULL;
         }
     }
+}
+
+/* Timed for the operation statistics (OP_POOL_ACQUIRE), waits and failures included. */
+pg_conn *pg_pool_acquire(pg_pool *p)
+{
+    int64_t t0 = pg_now_ns();
+    pg_conn *c = acquire(p);
+    opstats_observe_ns(OP_POOL_ACQUIRE, pg_now_ns() - t0);
+    return c;
 }
 
 void pg_pool_release(pg_pool *p, pg_conn *c)
@@ -278,7 +291,7 @@ void pg_pool_stats_get(pg_pool *p, pg_pool_stats *out)
 {
     pthread_mutex_lock(&p->mu);
     *out = (pg_pool_stats){.open = p->open, .idle = p->idle_n, .waiting = p->waiting, .acquires = p->acquires,
-                           .timeouts = p->timeouts, .connects = p->connects,
+                           .waits = p->waits, .timeouts = p->timeouts, .connects = p->connects,
                            .connect_failures = p->connect_failures, .validations = p->validations,
                            .recycled = p->recycled, .discarded = p->discarded};
     pthread_mutex_unlock(&p->mu);

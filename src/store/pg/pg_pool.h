@@ -62,7 +62,7 @@ typedef struct pg_pool pg_pool;
 
 typedef struct pg_pool_stats {
     int open, idle, waiting;
-    uint64_t acquires, timeouts, connects, connect_failures, validations, recycled, discarded;
+    uint64_t acquires, waits /* acquires that had to wait */, timeouts, connects, connect_failures, validations, recycled, discarded;
 } pg_pool_stats;
 
 /* The pool for dsn (created with o, or the defaults when o is NULL, on first use); NULL with a reason

@@ -22,6 +22,25 @@ static void pg_close(store *base)
 
 static const char *pg_describe(store *base) { return PGS(base)->describe; }
 
+static int pg_pool_state(store *base, store_pool_stats *out)
+{
+    pg_pool *p = PGS(base)->pool;
+    pg_pool_stats ps;
+    pg_pool_stats_get(p, &ps);
+    *out = (store_pool_stats){.name = "postgres", .size = pg_pool_options(p)->max_conns, .open = ps.open,
+                              .idle = ps.idle, .in_use = ps.open - ps.idle, .waiting = ps.waiting,
+                              .acquires = ps.acquires, .waits = ps.waits, .timeouts = ps.timeouts};
+    pg_store *s = PGS(base);
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->wq_mu);
+        out->write_queue = s->wq_n;
+        out->write_batches = s->w_batches;
+        out->write_jobs = s->w_jobs;
+        pthread_mutex_unlock(&s->wq_mu);
+    }
+    return STORE_OK;
+}
+
 static store_ops pg_ops;
 static pthread_once_t pg_ops_once = PTHREAD_ONCE_INIT;
 
@@ -29,6 +48,7 @@ static void pg_ops_init(void)
 {
     pg_ops.close = pg_close;
     pg_ops.describe = pg_describe;
+    pg_ops.pool_stats = pg_pool_state;
     pg_ops_entities(&pg_ops);
     pg_ops_notify(&pg_ops);
     pg_ops_messages(&pg_ops);

@@ -49,6 +49,8 @@ typedef struct sq_store {
     sq_conn *free_readers;
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cv;
+    int pool_waiting;                  /* callers waiting for a reader (pool_mu) */
+    uint64_t pool_acquires, pool_waits; /* checkouts; those that had to wait (pool_mu) */
 
     /* writer */
     sq_conn writer;
@@ -57,6 +59,8 @@ typedef struct sq_store {
     pthread_cond_t wq_cv;   /* jobs queued, or stop */
     pthread_cond_t done_cv; /* a batch finished */
     sq_job *wq_head, *wq_tail;
+    int wq_n;                             /* jobs queued, not yet taken (wq_mu) */
+    uint64_t w_batches, w_jobs;           /* transactions committed; jobs they carried (wq_mu) */
     int stopping;
     int writer_started;
 } sq_store;
@@ -70,8 +74,10 @@ sqlite3_stmt *sq_prepare(sq_conn *c, const char *sql);
 int sq_exec(sq_conn *c, const char *sql);
 int sq_rc(int sqlite_rc); /* maps a SQLite result code to a store_rc */
 
+/* Checkouts are timed for the operation statistics (OP_POOL_ACQUIRE). */
 sq_conn *sq_reader_get(sq_store *s);
 void sq_reader_put(sq_store *s, sq_conn *c);
+int sq_pool_stats(store *base, store_pool_stats *out); /* the read pool (store_ops.pool_stats) */
 
 /* Writer */
 int sq_writer_start(sq_store *s, char *err, size_t errlen);

@@ -1,6 +1,8 @@
 /* sq_conn — SQLite connections, their statement caches, the read pool and binding helpers. See sq.h. */
 #include "store/sqlite/sq.h"
 #include "util/log.h"
+#include "util/opstats.h"
+#include "util/timeutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,13 +155,42 @@ int sq_exec(sq_conn *c, const char *sql)
 
 sq_conn *sq_reader_get(sq_store *s)
 {
+    int64_t t0 = time_mono_ns();
     pthread_mutex_lock(&s->pool_mu);
-    while (!s->free_readers)
+    s->pool_acquires++;
+    if (!s->free_readers)
+        s->pool_waits++;
+    while (!s->free_readers) {
+        s->pool_waiting++;
         pthread_cond_wait(&s->pool_cv, &s->pool_mu);
+        s->pool_waiting--;
+    }
     sq_conn *c = s->free_readers;
     s->free_readers = c->next_free;
     pthread_mutex_unlock(&s->pool_mu);
+    opstats_observe_ns(OP_POOL_ACQUIRE, time_mono_ns() - t0);
     return c;
+}
+
+int sq_pool_stats(store *base, store_pool_stats *out)
+{
+    sq_store *s = SQ(base);
+    pthread_mutex_lock(&s->pool_mu);
+    int idle = 0;
+    for (const sq_conn *c = s->free_readers; c; c = c->next_free)
+        idle++;
+    *out = (store_pool_stats){.name = "sqlite_read", .size = s->n_readers, .open = s->n_readers, .idle = idle,
+                              .in_use = s->n_readers - idle, .waiting = s->pool_waiting,
+                              .acquires = s->pool_acquires, .waits = s->pool_waits};
+    pthread_mutex_unlock(&s->pool_mu);
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->wq_mu);
+        out->write_queue = s->wq_n;
+        out->write_batches = s->w_batches;
+        out->write_jobs = s->w_jobs;
+        pthread_mutex_unlock(&s->wq_mu);
+    }
+    return STORE_OK;
 }
 
 void sq_reader_put(sq_store *s, sq_conn *c)

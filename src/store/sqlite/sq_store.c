@@ -36,6 +36,7 @@ static void sq_ops_init(void)
 {
     sq_ops.close = sq_close;
     sq_ops.describe = sq_describe;
+    sq_ops.pool_stats = sq_pool_stats;
     sq_ops_entities(&sq_ops);
     sq_ops_messages(&sq_ops);
     sq_ops_knowledge(&sq_ops);

@@ -72,6 +72,9 @@ static void *writer_main(void *p)
             break; /* stopping and drained */
         sq_job *batch = s->wq_head;
         s->wq_head = s->wq_tail = NULL;
+        s->w_batches++;
+        s->w_jobs += (uint64_t)s->wq_n;
+        s->wq_n = 0;
         pthread_mutex_unlock(&s->wq_mu);
 
         run_batch(s, batch);
@@ -130,6 +133,7 @@ int sq_write(sq_store *s, sq_job_fn fn, void *arg)
     else
         s->wq_head = &j;
     s->wq_tail = &j;
+    s->wq_n++;
     pthread_cond_signal(&s->wq_cv);
     while (!j.done)
         pthread_cond_wait(&s->done_cv, &s->wq_mu);
