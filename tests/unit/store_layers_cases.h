@@ -609,6 +609,11 @@ static void test_layers_episodes_add(void **state)
     LC_RC(STORE_OK, LC_OPS->episodes_add(x->s, ad.flush_id, NULL, 0, x->a, &again));
     assert_null(again);
 
+    /* n episodes but no array: refused, nothing stored */
+    const char *fz = lc_new_flush(x, w.session, "no array");
+    assert_int_not_equal(LC_OPS->episodes_add(x->s, fz, NULL, 2, x->a, &again), STORE_OK);
+    assert_int_equal(lc_flush(x, fz).state[1], STORE_LAYER_PENDING);
+
     /* missing flush */
     LC_RC(STORE_NOT_FOUND, LC_OPS->episodes_add(x->s, "0190aaaa-0000-7000-8000-000000000000", eps, 1, x->a, &again));
     assert_null(again);
@@ -914,6 +919,28 @@ static void test_layers_facts_apply_done_and_missing_flush(void **state)
     assert_null(fl.session_id);
     assert_null(fl.agent_id);
     assert_null(fl.episode_id);
+
+    /* without a flush nothing vouches for the user: an unknown one is refused */
+    LC_RC(STORE_NO_USER, LC_OPS->facts_apply(x->s, "no-such-user", NULL, again, 1, x->a, &ids, &ret));
+    LC_RC(STORE_NO_USER, LC_OPS->facts_apply(x->s, NULL, NULL, again, 1, x->a, &ids, &ret));
+    /* with a flush and no user: the flush's user */
+    const char *fn = lc_new_flush(x, w.session, "whose");
+    const char *theirs = lc_apply1(x, NULL, fn, lc_op(STORE_FACT_ADD, NULL, "Alice cycles", "h-cyc", NULL), NULL);
+    assert_string_equal(lc_fact(x, w.user, theirs).session_id, w.session);
+
+    /* an ADD or UPDATE without content stores and retires nothing; the rest of the batch applies */
+    const char *fm = lc_new_flush(x, w.session, "malformed");
+    store_fact_op mixed[3] = {lc_op(STORE_FACT_ADD, NULL, NULL, "h-x", NULL),
+                              lc_op(STORE_FACT_UPDATE, loose, NULL, "h-y", NULL),
+                              lc_op(STORE_FACT_ADD, NULL, "Alice reads", "h-read", NULL)};
+    const char **mids = lc_apply(x, w.user, fm, mixed, 3, &ret);
+    assert_null(mids[0]);
+    assert_null(ret[0]);
+    assert_null(mids[1]);
+    assert_null(ret[1]);
+    assert_non_null(mids[2]);
+    assert_int_equal(lc_fact(x, w.user, loose).status, STORE_FACT_CURRENT);
+    LC_RC(STORE_OK, LC_OPS->fact_by_hash(x->s, w.user, "h-read", x->a, &(store_fact){0}));
 
     /* optional fields NULL */
     const char *f2 = lc_new_flush(x, w.session, "bare");

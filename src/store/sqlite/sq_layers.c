@@ -311,6 +311,8 @@ static int op_episodes_add(store *s, const char *flush_id, const store_episode_i
                            const char ***ids)
 {
     *ids = NULL;
+    if (n && !eps)
+        return STORE_ERROR;
     episodes_job j = {.s = SQ(s), .flush_id = flush_id, .eps = eps, .n = n, .a = a, .ids = ids};
     return sq_write(SQ(s), job_episodes_add, &j);
 }
@@ -429,13 +431,22 @@ static int job_facts_apply(sq_conn *c, void *arg)
     *j->ids = *j->retired = NULL;
     flush_row f = {0};
     int rc;
+    const char *user_id = j->user_id;
     if (j->flush_id) {
         if ((rc = load_flush(c, j->flush_id, 2, j->a, &f)) != STORE_OK)
             return rc;
-        if (strcmp(f.user_id, j->user_id) != 0)
+        if (user_id && strcmp(f.user_id, user_id) != 0)
             return STORE_NOT_FOUND; /* not this user's flush */
         if (f.state == STORE_LAYER_DONE)
             return STORE_OK;
+        user_id = f.user_id;
+    } else {
+        /* no flush to vouch for the user: check it, rather than fail on the foreign key as a conflict */
+        int64_t users = user_id ? sq_query_int(c, "SELECT count(*) FROM users WHERE id = ?1", user_id) : 0;
+        if (users < 0)
+            return STORE_ERROR;
+        if (users == 0)
+            return STORE_NO_USER;
     }
     const char **ids = arena_alloc(j->a, (j->n ? j->n : 1) * sizeof *ids);
     const char **retired = arena_alloc(j->a, (j->n ? j->n : 1) * sizeof *retired);
@@ -447,10 +458,10 @@ static int job_facts_apply(sq_conn *c, void *arg)
         const store_fact_op *op = &j->ops[i];
         ids[i] = retired[i] = NULL;
         int target_ok = 0;
-        if (op->action != STORE_FACT_ADD && (rc = is_current(c, j->user_id, op->target_id, &target_ok)) != STORE_OK)
+        if (op->action != STORE_FACT_ADD && (rc = is_current(c, user_id, op->target_id, &target_ok)) != STORE_OK)
             return rc;
-        if (!op->content && !target_ok)
-            continue; /* an invalidation of nothing current: no-op */
+        if (!op->content && (op->action != STORE_FACT_INVALIDATE || !target_ok))
+            continue; /* nothing to store and nothing (or, for an UPDATE, no new version) to retire: no-op */
         const char *valid_from = op->valid_from ? op->valid_from : now;
         if (op->content) {
             char id[UUID_STR_LEN + 1];
@@ -461,7 +472,7 @@ static int job_facts_apply(sq_conn *c, void *arg)
                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14, ?14)");
             if (!st)
                 return STORE_ERROR;
-            const char *v[10] = {id, j->user_id, f.session_id, f.agent_id, j->flush_id, op->content, op->fact_type,
+            const char *v[10] = {id, user_id, f.session_id, f.agent_id, j->flush_id, op->content, op->fact_type,
                                  op->entities, op->source_ids, op->content_hash};
             for (int k = 0; k < 10; k++)
                 sq_bind_text(st, k + 1, v[k]);
@@ -507,9 +518,10 @@ static int op_facts_apply(store *s, const char *user_id, const char *flush_id, c
                           arena *a, const char ***ids, const char ***retired)
 {
     *ids = *retired = NULL;
+    if (n && !ops)
+        return STORE_ERROR;
     for (size_t i = 0; i < n; i++)
-        if (ops[i].action < STORE_FACT_ADD || ops[i].action > STORE_FACT_INVALIDATE ||
-            (!ops[i].content && ops[i].action != STORE_FACT_INVALIDATE))
+        if (ops[i].action < STORE_FACT_ADD || ops[i].action > STORE_FACT_INVALIDATE)
             return STORE_ERROR;
     facts_job j = {.s = SQ(s), .user_id = user_id, .flush_id = flush_id, .ops = ops, .n = n, .a = a, .ids = ids,
                    .retired = retired};
