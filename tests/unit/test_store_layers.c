@@ -2,7 +2,7 @@
  * the backend-agnostic conformance cases of store_layers_cases.h on a fresh data directory per test (opened
  * with store_config.flushes = 1), plus SQLite-only tests: a version-1 database holding data migrates to
  * version 2 in place at open, and validate notices damage to the layers' tables (keyword indexes out of sync,
- * a vector left on a retired fact, a round pointing at another session's flush). */
+ * a vector left on a retired fact, a current fact with an end, a round pointing at another session's flush). */
 #include <sqlite3.h>
 
 #include "testutil.h"
@@ -321,7 +321,13 @@ static void test_validate_detects_layer_damage(void **state)
     snprintf(sql, sizeof sql, "INSERT INTO fact_vectors(rid, model, dim, vec) SELECT rid, 'm', 1, x'00000000'"
                               " FROM facts WHERE id = '%s'", facts[1]);
     raw_sql(f, sql);
-    expect_invalid(x, "disagree with their flush");
+    expect_invalid(x, "1 vectors of retired facts");
+    raw_sql(f, "DELETE FROM fact_vectors");
+    lc_valid(x);
+    /* a current fact that says it has ended */
+    snprintf(sql, sizeof sql, "UPDATE facts SET valid_to = '2026-01-01T00:00:00.000000Z' WHERE id = '%s'", facts[0]);
+    raw_sql(f, sql);
+    expect_invalid(x, "1 current facts retired");
 }
 
 int main(void)

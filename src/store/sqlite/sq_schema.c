@@ -371,18 +371,29 @@ static int op_validate(store *s, char *report, size_t len)
                                   (long long)ef, (long long)f, (long long)ff);
             ok = 0;
         }
-        /* layer rows that disagree with their flush; vectors of retired facts */
+        /* layer rows that disagree with their flush */
         int64_t bad = sq_query_int(
             c,
             "SELECT (SELECT count(*) FROM rounds r JOIN flushes f ON f.id = r.flush_id"
             "        WHERE f.session_id <> r.session_id)"
             " + (SELECT count(*) FROM episodes e JOIN flushes f ON f.id = e.flush_id"
             "    WHERE f.session_id <> e.session_id OR f.user_id <> e.user_id)"
-            " + (SELECT count(*) FROM facts x JOIN flushes f ON f.id = x.flush_id WHERE f.user_id <> x.user_id)"
-            " + (SELECT count(*) FROM fact_vectors v JOIN facts x ON x.rid = v.rid WHERE x.status <> 0)",
+            " + (SELECT count(*) FROM facts x JOIN flushes f ON f.id = x.flush_id"
+            "    WHERE f.user_id <> x.user_id OR f.session_id IS NOT x.session_id)",
             NULL);
-        if (bad != 0) {
+        if (bad != 0 && o < len) {
             o += (size_t)snprintf(report + o, len - o, "%lld layer rows disagree with their flush; ", (long long)bad);
+            ok = 0;
+        }
+        /* only current facts are units (no vector once retired), and a current fact has no successor or end */
+        int64_t retired_vec = sq_query_int(
+            c, "SELECT count(*) FROM fact_vectors v JOIN facts x ON x.rid = v.rid WHERE x.status <> 0", NULL);
+        int64_t lineage = sq_query_int(
+            c, "SELECT count(*) FROM facts WHERE status = 0 AND (superseded_by IS NOT NULL OR valid_to IS NOT NULL)",
+            NULL);
+        if ((retired_vec != 0 || lineage != 0) && o < len) {
+            o += (size_t)snprintf(report + o, len - o, "%lld vectors of retired facts, %lld current facts retired; ",
+                                  (long long)retired_vec, (long long)lineage);
             ok = 0;
         }
     }
