@@ -379,7 +379,8 @@ typedef struct store_ops {
     /* Retracts a current fact: status retracted, valid_to now. STORE_NOT_FOUND if absent / another user's,
      * STORE_CONFLICT if it is not current. */
     int (*fact_retract)(store *s, const char *user_id, const char *id);
-    /* A current fact of the user with this content hash: STORE_OK (into out) or STORE_NOT_FOUND. */
+    /* A current fact of the user with this content hash (the newest when several): STORE_OK (into out) or
+     * STORE_NOT_FOUND. */
     int (*fact_by_hash)(store *s, const char *user_id, const char *content_hash, arena *a, store_fact *out);
 
     /* The connection pool's state, for monitoring (NULL: the backend has no pool). */

@@ -351,7 +351,7 @@ static int op_episodes_list(store *s, const char *user_id, const char *session_i
     else
         snprintf(sql, sizeof sql,
                  "SELECT " EP_COLS " FROM episodes WHERE user_id = ?1 AND (?2 IS NULL OR session_id = ?2)"
-                 " ORDER BY created_at %s, rid %s LIMIT ?3", dir, dir);
+                 " ORDER BY created_at %s, id %s LIMIT ?3", dir, dir);
     sq_conn *c = sq_reader_get(SQ(s));
     sqlite3_stmt *st = sq_prepare(c, sql);
     int rc = STORE_ERROR;
@@ -534,7 +534,7 @@ static int op_facts_list(store *s, const char *user_id, int history, arena *a, s
     *n = 0;
     sq_conn *c = sq_reader_get(SQ(s));
     sqlite3_stmt *st = sq_prepare(c, "SELECT " FACT_COLS " FROM facts WHERE user_id = ?1 AND (?2 OR status = 0)"
-                                     " ORDER BY created_at DESC, rid DESC");
+                                     " ORDER BY created_at DESC, id DESC");
     int rc = STORE_ERROR;
     if (st) {
         sq_bind_text(st, 1, user_id);
@@ -563,7 +563,7 @@ static int op_fact_by_hash(store *s, const char *user_id, const char *content_ha
 {
     sq_conn *c = sq_reader_get(SQ(s));
     sqlite3_stmt *st = sq_prepare(c, "SELECT " FACT_COLS " FROM facts WHERE user_id = ?1 AND content_hash = ?2"
-                                     " AND status = 0 ORDER BY rid LIMIT 1");
+                                     " AND status = 0 ORDER BY created_at DESC, id DESC LIMIT 1");
     int rc = STORE_ERROR;
     if (st) {
         sq_bind_text(st, 1, user_id);
