@@ -277,7 +277,11 @@ void llm_usage_each(llm *l, void (*fn)(void *ctx, const char *user_id, const llm
 
 static void note_error(llm *l, const char *msg) {
     pthread_mutex_lock(&l->err_mu);
-    snprintf(l->last_error, sizeof l->last_error, "%s", msg);
+    size_t n = strlen(msg); /* cut to fit (an error message: a cut is fine) */
+    if (n >= sizeof l->last_error)
+        n = sizeof l->last_error - 1;
+    memcpy(l->last_error, msg, n);
+    l->last_error[n] = '\0';
     l->last_error_us = time_now_us();
     pthread_mutex_unlock(&l->err_mu);
 }

@@ -1,6 +1,8 @@
 /* mem_common — what both layers share: the conversation as prompts show it, fact hashing, the lenient
  * readers of lists and message references, and the per-layer dispatch. See memory.h. */
 #include "memory/mem_internal.h"
+#include "util/opstats.h"
+#include "util/timeutil.h"
 #include "http/json.h"
 #include "util/sha256.h"
 
@@ -44,7 +46,11 @@ void mem_init(mem_ctx *m, const mem_config *cfg, store *st, llm *l, embedder *em
 
 int mem_run_layer(mem_ctx *m, const store_flush *f, int layer, char *err, size_t errlen)
 {
-    return layer == 1 ? m1_run(m, f, err, errlen) : m2_run(m, f, err, errlen);
+    int64_t t0 = time_mono_ns();
+    int rc = layer == 1 ? m1_run(m, f, err, errlen) : m2_run(m, f, err, errlen);
+    if (rc == MEM_OK) /* the seed's M1/M2 operation latency, LLM calls included */
+        opstats_observe_ns(layer == 1 ? OP_M1 : OP_M2, time_mono_ns() - t0);
+    return rc;
 }
 
 /* Length of the longest prefix of s[0..n) that is at most max bytes and ends on a UTF-8 boundary. */

@@ -410,3 +410,41 @@ def test_deleting_the_user_removes_the_layers(layered, llm):
     assert api.delete(f"/users/{uid}").status_code == 204
     user_404(api.get(f"/users/{uid}/facts"), uid)
     user_404(api.get(f"/users/{uid}/episodes"), uid)
+
+
+# --- monitoring ---------------------------------------------------------------------------------------
+
+def test_metrics_and_admin_stats_show_the_layers(layered, llm):
+    from test_metrics import check_histograms, op_count, sample, scrape
+    api = layered.api()
+    before = scrape(api)
+    uid, _, sid = world(api)
+    add(api, sid, "I keep bees in my garden.")
+    wait_for(lambda: facts(api, uid) and episodes(api, uid), what="the layers' results")
+    fams = wait_for(lambda: (lambda f: f if sample(f, "memfuse_flush_layers_total", layer="M2", outcome="done") >
+                             sample(before, "memfuse_flush_layers_total", layer="M2", outcome="done") else None)(
+        scrape(api)), what="M2 counted")
+    assert sample(fams, "memfuse_layers_enabled") == 1
+    assert sample(fams, "memfuse_llm_calls_total", result="ok") >= sample(
+        before, "memfuse_llm_calls_total", result="ok") + 2
+    assert sample(fams, "memfuse_llm_tokens_total", kind="prompt") > sample(
+        before, "memfuse_llm_tokens_total", kind="prompt")
+    for layer in ("M1", "M2"):
+        for part in ("total", "llm"):
+            assert sample(fams, "memfuse_layer_duration_seconds", "memfuse_layer_duration_seconds_count",
+                          layer=layer, part=part) >= 1, (layer, part)
+    check_histograms("memfuse_layer_duration_seconds", fams["memfuse_layer_duration_seconds"]["samples"])
+    for op in ("m1", "m2", "flush_handoff"):
+        assert op_count(fams, op) > op_count(before, op), op
+    assert sample(fams, "memfuse_facts_stored_total") >= 1 and sample(fams, "memfuse_episodes_stored_total") >= 1
+    assert uid not in api.get(api.root + "/metrics").text  # /metrics names no user
+    usage = {u["user_id"]: u for u in ok(api.get("/admin/stats"), 200)["llm_usage"]}
+    assert usage[uid]["calls"] >= 2 and usage[uid]["prompt_tokens"] > 0 and usage[uid]["completion_tokens"] > 0
+
+
+def test_without_an_llm_the_layer_metrics_say_off(server):
+    from test_metrics import sample, scrape
+    fams = scrape(server.api())
+    assert sample(fams, "memfuse_layers_enabled") == 0
+    assert "memfuse_llm_calls_total" not in fams
+    assert ok(server.api().get("/admin/stats"))["llm_usage"] == []

@@ -37,7 +37,7 @@ CYCLES = 8
 
 def pg_ctl(*args):
     cmd = shlex.split(os.environ["MEMFUSE_TEST_PG_CTL"]) + list(args)
-    subprocess.run(cmd, check=True, capture_output=True, timeout=90)
+    subprocess.run(cmd, check=True, capture_output=True, timeout=150)
 
 
 def kill9_postgres():

@@ -72,6 +72,7 @@ class Route:
 ROUTES = [
     Route("GET", "/health", PUBLIC),
     Route("GET", "/metrics", PUBLIC),
+    Route("GET", "/admin/stats", ADMIN),
     # users (SPEC §3)
     Route("GET", "/users", ADMIN),
     Route("GET", "/users", ADMIN, params=lambda t: {"name": t.uname}),

@@ -1,8 +1,10 @@
 /* The LLM layers' store operations (flushes, episodes, facts; src/store/store.h) through the PostgreSQL
  * backend against a real PostgreSQL ($MEMFUSE_TEST_PG_DSN, set by scripts/with-postgres.sh; `make test-pg`
- * runs this). PostgreSQL-only tests: a version-1 database holding data migrates to version 2 in place (in a
- * schema of its own, so it cannot disturb other tests), and two stores on one database (two writer
- * connections, as two server processes would have) racing on one flush store each layer's results once. */
+ * runs this): the backend-agnostic conformance cases of store_layers_cases.h with a store whose schema is
+ * recreated before each test (store_config.flushes = 1), plus PostgreSQL-only tests: a version-1 database
+ * holding data migrates to version 2 in place (in a schema of its own, so it cannot disturb other tests),
+ * and two stores on one database (two writer connections, as two server processes would have) racing on one
+ * flush store each layer's results once. */
 #include "testutil.h"
 
 #include "store/pg/pg.h"
@@ -18,15 +20,63 @@ static const char *test_dsn(void)
     return d;
 }
 
-static store *open_pg(const char *dsn, ids_gen *ids)
+static store *open_pg(const char *dsn, ids_gen *ids, int flushes)
 {
-    store_config cfg = {.kind = "postgres", .pg_dsn = dsn, .read_conns = 4, .ids = ids, .flushes = 1};
+    store_config cfg = {.kind = "postgres", .pg_dsn = dsn, .read_conns = 4, .ids = ids, .flushes = flushes};
     char err[512] = "";
     store *s = store_open(&cfg, err, sizeof err);
     if (!s)
         fail_msg("store_open(postgres): %s", err);
     return s;
 }
+
+/* --- the conformance fixture ------------------------------------------------------------------------------- */
+
+typedef struct fx {
+    ids_gen ids;
+    store *st;
+    arena a;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    ids_gen_init(&f->ids);
+    arena_init(&f->a);
+    f->st = open_pg(test_dsn(), &f->ids, 1);
+    int rc = f->st->ops->recreate(f->st); /* every test starts from an empty database */
+    if (rc != STORE_OK)
+        fail_msg("recreate: %s", store_rc_name(rc));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    store_close(f->st);
+    arena_free(&f->a);
+    free(f);
+    return 0;
+}
+
+/* The fixture hooks of store_layers_cases.h */
+static store *layers_store(void **state) { return ((fx *)*state)->st; }
+static arena *layers_arena(void **state) { return &((fx *)*state)->a; }
+static store *layers_reopen(void **state, int flushes)
+{
+    fx *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    f->st = open_pg(test_dsn(), &f->ids, flushes); /* the same database, data kept */
+    return f->st;
+}
+
+#include "store_layers_cases.h"
+
+/* --- PostgreSQL only ------------------------------------------------------------------------------------------ */
 
 #define PG_RC(want, call)                                                                                     \
     do {                                                                                                      \
@@ -98,7 +148,7 @@ static void test_v1_database_migrates_in_place(void **state)
 
     ids_gen ids;
     ids_gen_init(&ids);
-    store *s = open_pg(dsn, &ids); /* migrates */
+    store *s = open_pg(dsn, &ids, 1); /* migrates */
     arena a;
     arena_init(&a);
     store_counts n;
@@ -160,7 +210,7 @@ static void test_v1_database_migrates_in_place(void **state)
 
     /* opening again finds the schema current */
     store_close(s);
-    s = open_pg(dsn, &ids);
+    s = open_pg(dsn, &ids, 1);
     PG_RC(STORE_OK, s->ops->counts(s, &n));
     assert_int_equal(n.schema_version, 2);
     assert_int_equal(n.episodes, 1);
@@ -213,7 +263,7 @@ static void test_two_stores_store_a_flush_once(void **state)
     char *d1 = NULL, *d2 = NULL;
     assert_true(asprintf(&d1, "%s application_name=memfuse_race_1", test_dsn()) > 0);
     assert_true(asprintf(&d2, "%s application_name=memfuse_race_2", test_dsn()) > 0);
-    store *s1 = open_pg(d1, &ids), *s2 = open_pg(d2, &ids);
+    store *s1 = open_pg(d1, &ids, 1), *s2 = open_pg(d2, &ids, 1);
     PG_RC(STORE_OK, s1->ops->recreate(s1));
     arena a;
     arena_init(&a);
@@ -256,6 +306,7 @@ static void test_two_stores_store_a_flush_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        STORE_LAYERS_CASES(setup, teardown),
         cmocka_unit_test(test_v1_database_migrates_in_place),
         cmocka_unit_test(test_two_stores_store_a_flush_once),
     };
