@@ -149,8 +149,9 @@ def test_episodes_and_facts_appear_and_are_found(layered, llm):
     g = query(api, uid, "Rex", store_type="graph")
     assert g and all(x["type"] == "fact" for x in g) and g[0]["id"] == f["id"]
     assert g[0]["metadata"]["retrieval"]["source"] == "graph"
-    by_entity = query(api, uid, "hospital", store_type="graph", top_k=1)
-    assert by_entity[0]["content"] == "User works as a nurse"
+    by_entity = query(api, uid, "hospital", store_type="graph", top_k=1, explain=True)
+    assert by_entity[0]["content"] == "User works as a nurse"  # its text does not say hospital: its entity does
+    assert by_entity[0]["metadata"]["retrieval"]["keyword"]["rank"] == 1
     only_msgs = query(api, uid, "Rex", include_episodes=False, include_facts=False, top_k=20)
     assert only_msgs and all(x["type"] == "message" for x in only_msgs)
     kw = query(api, uid, "Rex", store_type="keyword", include_messages=False, top_k=20)

@@ -21,6 +21,9 @@
 
 #define T "text COLLATE \"C\""
 
+/* What a fact's keyword index holds: its text and its entity names. */
+#define PG_FACT_TEXT "content || ' ' || translate(coalesce(entities, ''), '[]\",', '    ')"
+
 static const char *const migrations[] = {
     /* 1: the initial schema */
     /* text search: English Snowball stemming without a stop-word list (the API removes its own stop words
@@ -119,7 +122,9 @@ static const char *const migrations[] = {
     "  superseded_by " T " REFERENCES facts(id) ON DELETE SET NULL,"
     "  supersedes " T " REFERENCES facts(id) ON DELETE SET NULL,"
     "  created_at " T " NOT NULL, updated_at " T " NOT NULL,"
-    "  tsv tsvector GENERATED ALWAYS AS (to_tsvector('memfuse_english', content)) STORED);"
+    /* text and entity names (the JSON array's punctuation as spaces): store_type "graph" finds a fact by
+     * an entity it names */
+    "  tsv tsvector GENERATED ALWAYS AS (to_tsvector('memfuse_english', " PG_FACT_TEXT ")) STORED);"
     "CREATE INDEX facts_user ON facts(user_id, created_at);"
     "CREATE INDEX facts_hash ON facts(user_id, content_hash) WHERE status = 0;"
     "CREATE INDEX facts_session ON facts(session_id);"
@@ -366,7 +371,7 @@ static int op_validate(store *s, char *report, size_t len)
             " (SELECT count(*) FROM messages m WHERE m.session_id <> (SELECT r.session_id FROM rounds r"
             "   WHERE r.id = m.round_id)),"
             " (SELECT count(*) FROM episodes WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', content)),"
-            " (SELECT count(*) FROM facts WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', content)),"
+            " (SELECT count(*) FROM facts WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', " PG_FACT_TEXT ")),"
             /* rounds in a flush of another session; layer rows that disagree with their flush */
             " (SELECT count(*) FROM rounds r JOIN flushes f ON f.id = r.flush_id WHERE f.session_id <> r.session_id)"
             "  + (SELECT count(*) FROM episodes e JOIN flushes f ON f.id = e.flush_id"

@@ -84,7 +84,8 @@ static const char *const migrations[] = {
      * names it); episodes (M1) and facts (M2) come from flushes and carry the flush's user, session and
      * agent, so deleting any of those takes them along. Facts keep their lineage: supersedes /
      * superseded_by point at other facts and become NULL when those are deleted. Only current facts
-     * (status 0) are units: they alone are in fact_fts, and retiring a fact drops its vector. */
+     * (status 0) are units: they alone are in fact_fts (their text and entity names, so a query can find a
+     * fact by an entity it names: store_type "graph"), and retiring a fact drops its vector. */
     "CREATE TABLE flushes("
     "  id TEXT PRIMARY KEY,"
     "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
@@ -145,7 +146,7 @@ static const char *const migrations[] = {
     "  UPDATE episode_fts SET body = new.content WHERE rowid = old.rid;"
     "  DELETE FROM episode_vectors WHERE rid = old.rid; END;"
     "CREATE TRIGGER facts_ai AFTER INSERT ON facts WHEN new.status = 0 BEGIN"
-    "  INSERT INTO fact_fts(rowid, body) VALUES (new.rid, new.content); END;"
+    "  INSERT INTO fact_fts(rowid, body) VALUES (new.rid, new.content || ' ' || coalesce(new.entities, '')); END;"
     "CREATE TRIGGER facts_ad AFTER DELETE ON facts BEGIN"
     "  DELETE FROM fact_fts WHERE rowid = old.rid; END;"
     /* a text change or a retirement: out of the keyword index and without a vector; back in while current */
@@ -153,7 +154,8 @@ static const char *const migrations[] = {
     "  WHEN new.content IS NOT old.content OR new.status IS NOT old.status BEGIN"
     "  DELETE FROM fact_fts WHERE rowid = old.rid;"
     "  DELETE FROM fact_vectors WHERE rid = old.rid;"
-    "  INSERT INTO fact_fts(rowid, body) SELECT new.rid, new.content WHERE new.status = 0; END;",
+    "  INSERT INTO fact_fts(rowid, body) SELECT new.rid, new.content || ' ' || coalesce(new.entities, '')"
+    "  WHERE new.status = 0; END;",
 };
 
 const int SQ_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
