@@ -140,3 +140,15 @@ $(VINDEX_BENCH): bench/vindex_bench.c $(LIB_OBJS)
 .PHONY: bench-vindex
 bench-vindex: $(VINDEX_BENCH)
 	./$(VINDEX_BENCH) 100000 512 1000
+
+# --- DESIGN §7 benchmarks (issue 7; see BENCHMARKS.md "DESIGN.md §7 targets") ---------------------------
+# make benchmarks          runs bench/benchmarks.py: `memfuse bench` (health with nginx as the anchor, durable adds,
+#                          the chat workload, queries at 1k-30k memories per user), build/bench/embed_bench and the
+#                          recall tool; writes bench/results/ (JSON, the query-latency data and its gnuplot PNG) and
+#                          regenerates the §7 section of BENCHMARKS.md, leaving the other sections alone. About
+#                          five minutes on 2 cores. FULL=1 adds the 100k-memories point (several minutes more);
+#                          BENCH_SECONDS=S sets each scenario's duration (default 4).
+.PHONY: benchmarks
+benchmarks: deps
+	$(MAKE) all $(EMBED_BENCH)
+	/usr/bin/python3 bench/benchmarks.py --bin $(BUILD)/memfuse --embed-bench $(EMBED_BENCH) $(if $(FULL),--full)
