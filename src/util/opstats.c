@@ -295,9 +295,13 @@ int opstats_config_from_args(opstats_config *c, int *argc, char **argv, char *er
     for (int i = 1; i < *argc; i++) {
         const char *a = argv[i];
         char name[32];
-        const char *eq = strncmp(a, "--op-", 5) == 0 ? strchr(a + 2, '=') : NULL;
+        if (strncmp(a, "--op-", 5) != 0) { /* not ours (and maybe shorter than "--") */
+            argv[out++] = argv[i];
+            continue;
+        }
+        const char *eq = strchr(a + 2, '=');
         size_t nlen = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
-        if (strncmp(a, "--op-", 5) != 0 || nlen >= sizeof name) {
+        if (nlen >= sizeof name) {
             argv[out++] = argv[i];
             continue;
         }
