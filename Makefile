@@ -146,7 +146,7 @@ bench-vindex: $(VINDEX_BENCH)
 #                          the chat workload, queries at 1k-30k memories per user), build/bench/embed_bench and the
 #                          recall tool; writes bench/results/ (JSON, the query-latency data and its gnuplot PNG) and
 #                          regenerates the §7 section of BENCHMARKS.md, leaving the other sections alone. About
-#                          five minutes on 2 cores. FULL=1 adds the 100k-memories point (several minutes more);
+#                          seven minutes on 2 shared cores. FULL=1 adds the 100k-memories point (several more);
 #                          BENCH_SECONDS=S sets each scenario's duration (default 4).
 .PHONY: benchmarks
 benchmarks: deps

@@ -19,7 +19,8 @@ temporary data directory, and stopped afterwards):
 Then it writes bench/results/benchmarks.json, bench/results/query_latency.dat and (gnuplot)
 bench/results/query_latency.png, and replaces the section between the BEGIN/END markers of BENCHMARKS.md
 (inserted after the introduction the first time); every other section of BENCHMARKS.md is kept as it is.
-About four to five minutes on the project's 2-core machine (--full adds the 100k point: several more)."""
+About seven minutes on the project's 2-core machine while other sessions load it (--full adds the 100k
+point: several minutes more)."""
 import argparse
 import datetime
 import json
