@@ -91,7 +91,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJS)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-vg
 
 -include $(OBJS:.o=.d)
 
@@ -108,8 +108,8 @@ bench-embed: $(EMBED_BENCH)
 # --- PostgreSQL backend (src/store/pg; issue 5) ----------------------------------------------------------
 # make test-pg   starts a throwaway PostgreSQL 15 cluster (scripts/with-postgres.sh: initdb in a temporary
 #                directory, loopback only, a free port), runs the tests/pg/test_pg_*.c unit tests and the
-#                black-box suite (tests/api, -m "not slow") with every server on --store postgres, then
-#                removes the cluster.
+#                black-box suite (tests/api, -m "not slow") with every server on --store postgres, then the
+#                crash loops (kill -9 of the server; kill of PostgreSQL itself; ~90 s), then removes the cluster.
 PG_TEST_SRCS := $(sort $(wildcard tests/pg/test_pg_*.c))
 PG_TEST_BINS := $(PG_TEST_SRCS:tests/pg/%.c=$(BUILD)/tests-pg/%)
 $(BUILD)/tests-pg/%: tests/pg/%.c $(LIB_OBJS)
@@ -118,7 +118,9 @@ $(BUILD)/tests-pg/%: tests/pg/%.c $(LIB_OBJS)
 .PHONY: test-pg
 test-pg: $(BUILD)/memfuse $(PG_TEST_BINS)
 	bash scripts/with-postgres.sh bash -c 'bash scripts/run-unit-tests.sh $(PG_TEST_BINS) && \
-	  MEMFUSE_BIN=$(abspath $(BUILD)/memfuse) /usr/bin/python3 -m pytest -q -m "not slow" tests/api'
+	  MEMFUSE_BIN=$(abspath $(BUILD)/memfuse) /usr/bin/python3 -m pytest -q -m "not slow" tests/api && \
+	  MEMFUSE_BIN=$(abspath $(BUILD)/memfuse) /usr/bin/python3 -m pytest -q tests/api/test_crash_loop.py \
+	    tests/api/test_pg_kill_loop.py'
 # make bench-pg  pool acquire/release latency (1, 8, 64 threads; validation on idle vs every checkout)
 #                against a throwaway cluster; see BENCHMARKS.md "## PostgreSQL pool".
 PG_BENCH := $(BUILD)/bench/pg_pool_bench
@@ -140,6 +142,27 @@ $(VINDEX_BENCH): bench/vindex_bench.c $(LIB_OBJS)
 .PHONY: bench-vindex
 bench-vindex: $(VINDEX_BENCH)
 	./$(VINDEX_BENCH) 100000 512 1000
+
+# --- Memory layers benchmark (src/memory, issue 6; see BENCHMARKS.md "## Memory layers (M0/M1/M2)") -------
+# make bench-layers  M0/M1/M2 per-flush latency against the fake LLM (50 ms per call, subtracted), LLM calls and
+#                    tokens per 100 messages, decide calls saved by duplicate detection.
+LAYERS_BENCH := $(BUILD)/bench/layers_bench
+$(LAYERS_BENCH): bench/layers_bench.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
+.PHONY: bench-layers
+bench-layers: $(LAYERS_BENCH)
+	bash bench/layers_bench.sh ./$(LAYERS_BENCH) 50 200
+
+# --- Hardening runs (issue 8; RELIABILITY.md) ------------------------------------------------------------
+# make valgrind   the HTTP suite (-m "not slow") with every server under valgrind memcheck (-O1 -g build in
+#                 build-vg/); fails on any valgrind error or definitely/indirectly lost bytes.
+#                 VG_PYTEST="..." picks other pytest arguments (default: -m "not slow" tests/api).
+VG_PYTEST ?= -m "not slow" tests/api
+.PHONY: valgrind
+valgrind:
+	$(MAKE) BUILD=build-vg OPT="-O1 -g" all
+	bash scripts/valgrind-suite.sh build-vg/memfuse $(VG_PYTEST)
 
 # --- DESIGN §7 benchmarks (issue 7; see BENCHMARKS.md "DESIGN.md §7 targets") ---------------------------
 # make benchmarks          runs bench/benchmarks.py: `memfuse bench` (health with nginx as the anchor, durable adds,

@@ -48,7 +48,7 @@ max_connections = 300
 shared_buffers = 32MB
 log_min_messages = warning
 EOF
-PGCTL=("${AS[@]}" "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 30)
+PGCTL=("${AS[@]}" "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 120) # crash recovery on a loaded 2-core machine can take more than 30 s
 if ! "${PGCTL[@]}" start >/dev/null; then
   echo "with-postgres: the server did not start:" >&2; cat "$LOG" >&2; exit 2
 fi

@@ -11,7 +11,7 @@
  * embedder and embedding pipeline (which first embeds whatever the store holds without a vector), HTTP
  * server; then one line on stdout saying where it listens. SIGTERM/SIGINT: stop accepting, wait for
  * requests in flight, stop the pipeline and the timer, close the store (WAL checkpointed), exit 0. */
-#include "api/app.h"
+#include "api/api.h"
 #include "core/qcache.h"
 #include "embed/embed.h"
 #include "embed/embed_cli.h"
@@ -41,7 +41,7 @@ typedef struct option_def {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: memfuse serve [--host H] [--port P] [--data-dir D] [--store sqlite] [--threads N]\n"
-               "                     [--max-body BYTES] [--auth] [--admin-key KEY] [--log-level L]\n"
+               "                     [--max-body BYTES] [--conn-timeout S] [--auth] [--admin-key KEY] [--log-level L]\n"
                "                     [--buffer-rounds N] [--buffer-tokens N] [--buffer-idle SECONDS]\n"
                "                     [--embedder use-lite|hash|remote] [--model-dir D] [--embed-url U]\n"
                "                     [--op-threshold NAME=MS ...] [--op-thresholds LIST] [--op-baseline N]\n"
@@ -158,7 +158,8 @@ static store *open_store(const app_config *cfg, ids_gen *ids, int read_conns)
     store_config sc = {.kind = cfg->store_kind, .data_dir = cfg->data_dir, .pg_dsn = cfg->pg_dsn,
                        .read_conns = read_conns, .ids = ids, .pg_pool_min = cfg->pg_pool_min,
                        .pg_pool_max = cfg->pg_pool_max, .pg_acquire_timeout_ms = cfg->pg_acquire_timeout_ms,
-                       .pg_validate_idle_ms = cfg->pg_validate_idle_ms, .pg_max_age_s = cfg->pg_max_age_s};
+                       .pg_validate_idle_ms = cfg->pg_validate_idle_ms, .pg_max_age_s = cfg->pg_max_age_s,
+                       .flushes = cfg->llm.base_url && *cfg->llm.base_url};
     char err[512];
     store *st = store_open(&sc, err, sizeof err);
     if (!st)
@@ -180,15 +181,75 @@ static void on_remote_change(void *ctx, const char *user_id)
     }
 }
 
+static void layers_changed(void *ctx, const char *user_id) { api_changed(ctx, user_id); }
+
+static int run_layer(void *ctx, const store_flush *f, int layer, char *err, size_t errlen)
+{
+    return mem_run_layer(ctx, f, layer, err, errlen);
+}
+
+static void consolidated(void *ctx) { flushmgr_poke(ctx); }
+
+/* The LLM client, the memory layers and the flush manager, when an LLM is configured. */
+static int start_layers(app *ap)
+{
+    const app_config *cfg = ap->cfg;
+    if (!cfg->llm.base_url || !*cfg->llm.base_url) {
+        log_info("no LLM configured (--llm-base-url): the M1 episode and M2 fact layers are off");
+        return 0;
+    }
+    if (!cfg->llm.model || !*cfg->llm.model) {
+        log_error("--llm-base-url needs --llm-model (the chat model to ask)");
+        return -1;
+    }
+    char err[512];
+    ap->llm = llm_open(&cfg->llm, err, sizeof err);
+    if (!ap->llm) {
+        log_error("cannot set up the LLM client: %s", err);
+        return -1;
+    }
+    mem_init(&ap->mem, &cfg->mem, ap->st, ap->llm, ap->dense ? ap->emb : NULL, ap->dense ? &ap->ui : NULL,
+             ap->dense ? &ap->eq : NULL);
+    ap->mem.changed = layers_changed;
+    ap->mem.changed_ctx = ap;
+    if (flushmgr_start(&ap->fm, &cfg->flush, ap->st, run_layer, &ap->mem) != 0) {
+        log_error("cannot start the flush manager");
+        llm_close(ap->llm);
+        ap->llm = NULL;
+        return -1;
+    }
+    ap->rb.consolidated = consolidated;
+    ap->rb.consolidated_ctx = &ap->fm;
+    ap->layers = 1;
+    log_info("memory layers M1 (episodes) and M2 (facts) on: LLM %s, %d flush workers", llm_describe(ap->llm),
+             ap->fm.cfg.workers);
+    return 0;
+}
+
+static void stop_layers(app *ap)
+{
+    if (!ap->llm)
+        return;
+    llm_shutdown(ap->llm); /* calls in flight return at once; their flushes stay pending */
+    if (ap->layers)
+        flushmgr_stop(&ap->fm);
+    llm_close(ap->llm);
+    ap->llm = NULL;
+    ap->layers = 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     app_config cfg = {.host = "0.0.0.0", .port = 8000, .data_dir = "./data", .store_kind = "sqlite",
                       .threads = default_threads(), .max_body = 8u << 20, .log_level = "info",
                       .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000},
+                      .llm = {.retries = -1, .max_tokens = -1}, /* -1: the client's defaults (llm.h) */
                       .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
                       .w_keyword = 2.0, .w_vector = 1.0, .index_memory_mb = 1024, .preload_users = 100,
-                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .pg_validate_idle_ms = PG_UNSET};
-    int idle_s = 60;
+                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .pg_validate_idle_ms = PG_UNSET,
+                      .mem = {.min_confidence = 0.6, .dup_similarity = 0.95, .candidate_similarity = 0.6,
+                              .candidates = 4}};
+    int idle_s = 60, conn_timeout_s = 60;
     char err[512];
     embed_config ec;
     embed_config_default(&ec);
@@ -217,6 +278,8 @@ static int cmd_serve(int argc, char **argv)
         {"--pg-max-age-s", "MEMFUSE_PG_MAX_AGE_S", OPT_INT, &cfg.pg_max_age_s, "recycle connections older than this"},
         {"--threads", "MEMFUSE_THREADS", OPT_INT, &cfg.threads, "HTTP worker threads"},
         {"--max-body", "MEMFUSE_MAX_BODY", OPT_SIZE, &cfg.max_body, "request body limit"},
+        {"--conn-timeout", "MEMFUSE_CONN_TIMEOUT", OPT_INT, &conn_timeout_s,
+         "seconds a connection may stay silent (idle keep-alive, or a request arriving too slowly) before it is closed"},
         {"--auth", "MEMFUSE_AUTH", OPT_FLAG, &cfg.auth, "require API keys"},
         {"--admin-key", "MEMFUSE_ADMIN_KEY", OPT_STR, &cfg.admin_key, "admin API key"},
         {"--log-level", "MEMFUSE_LOG_LEVEL", OPT_STR, &cfg.log_level, "debug|info|warn|error"},
@@ -232,6 +295,27 @@ static int cmd_serve(int argc, char **argv)
         {"--index-memory", "MEMFUSE_INDEX_MEMORY", OPT_INT, &cfg.index_memory_mb, "MiB of loaded vector indexes"},
         {"--hnsw-threshold", "MEMFUSE_HNSW_THRESHOLD", OPT_INT, &cfg.hnsw_threshold, "vectors per user from which search uses HNSW (0: never)"},
         {"--preload-users", "MEMFUSE_PRELOAD_USERS", OPT_INT, &cfg.preload_users, "indexes loaded at start"},
+        {"--llm-base-url", "MEMFUSE_LLM_BASE_URL", OPT_STR, &cfg.llm.base_url,
+         "OpenAI-compatible endpoint; turns the M1/M2 layers on"},
+        {"--llm-model", "MEMFUSE_LLM_MODEL", OPT_STR, &cfg.llm.model, "chat model name"},
+        {"--llm-api-key", "MEMFUSE_LLM_API_KEY", OPT_STR, &cfg.llm.api_key, "bearer key of the endpoint"},
+        {"--llm-timeout-ms", "MEMFUSE_LLM_TIMEOUT_MS", OPT_INT, &cfg.llm.timeout_ms, "one chat request"},
+        {"--llm-retries", "MEMFUSE_LLM_RETRIES", OPT_INT, &cfg.llm.retries, "retries of a failed chat request"},
+        {"--llm-concurrency", "MEMFUSE_LLM_CONCURRENCY", OPT_INT, &cfg.llm.concurrency, "chat requests in flight"},
+        {"--llm-max-tokens", "MEMFUSE_LLM_MAX_TOKENS", OPT_INT, &cfg.llm.max_tokens, "completion token limit"},
+        {"--flush-workers", "MEMFUSE_FLUSH_WORKERS", OPT_INT, &cfg.flush.workers, "threads running M1/M2"},
+        {"--flush-retry-ms", "MEMFUSE_FLUSH_RETRY_MS", OPT_INT, &cfg.flush.retry_base_ms,
+         "first backoff after a failed layer"},
+        {"--layer-timeout-ms", "MEMFUSE_LAYER_TIMEOUT_MS", OPT_INT, &cfg.mem.timeout_ms,
+         "deadline of one layer's chat calls"},
+        {"--fact-min-confidence", "MEMFUSE_FACT_MIN_CONFIDENCE", OPT_DOUBLE, &cfg.mem.min_confidence,
+         "facts below are dropped"},
+        {"--fact-dup-similarity", "MEMFUSE_FACT_DUP_SIMILARITY", OPT_DOUBLE, &cfg.mem.dup_similarity,
+         "cosine from which a new fact duplicates a current one"},
+        {"--fact-candidate-similarity", "MEMFUSE_FACT_CANDIDATE_SIMILARITY", OPT_DOUBLE,
+         &cfg.mem.candidate_similarity, "cosine from which a current fact is shown to the decider"},
+        {"--fact-candidates", "MEMFUSE_FACT_CANDIDATES", OPT_INT, &cfg.mem.candidates,
+         "current facts shown per new fact"},
     };
     if (parse_options(opts, (int)(sizeof opts / sizeof opts[0]), argc, argv) != 0) {
         usage(stderr);
@@ -245,8 +329,8 @@ static int cmd_serve(int argc, char **argv)
     log_init(lvl);
     opstats_configure(&oc);
     if (cfg.port < 0 || cfg.port > 65535 || cfg.threads < 1 || cfg.buffer.max_rounds < 1 || cfg.buffer.max_tokens < 1 ||
-        idle_s < 1) {
-        fprintf(stderr, "memfuse: --port, --threads and the buffer settings must be in range\n");
+        idle_s < 1 || conn_timeout_s < 1) {
+        fprintf(stderr, "memfuse: --port, --threads, --conn-timeout and the buffer settings must be in range\n");
         return 2;
     }
     cfg.buffer.idle_ms = idle_s * 1000;
@@ -275,15 +359,6 @@ static int cmd_serve(int argc, char **argv)
     }
     rb_init(&ap.rb, &cfg.buffer, &ap.reg, ap.st);
     rb_ok = 1;
-    int rrc = rb_restore(&ap.rb);
-    if (rrc != STORE_OK) {
-        log_error("cannot restore the round buffers: %s", store_rc_name(rrc));
-        goto done;
-    }
-    if (rb_start(&ap.rb) != 0) {
-        log_error("cannot start the round-buffer timer");
-        goto done;
-    }
     ap.emb = embed_open(&ec, err, sizeof err);
     if (!ap.emb) {
         log_error("cannot open the embedder: %s", err);
@@ -308,6 +383,18 @@ static int cmd_serve(int argc, char **argv)
                      (size_t)atomic_load(&ap.ui.loaded), (double)(time_mono_ns() - t0) / 1e6);
     }
 
+    if (start_layers(&ap) != 0)
+        goto done;
+    int rrc = rb_restore(&ap.rb); /* after the flush manager: what it consolidates is handed over */
+    if (rrc != STORE_OK) {
+        log_error("cannot restore the round buffers: %s", store_rc_name(rrc));
+        goto done;
+    }
+    if (rb_start(&ap.rb) != 0) {
+        log_error("cannot start the round-buffer timer");
+        goto done;
+    }
+
     if (ap.st->ops->listen && ap.st->ops->listen(ap.st, on_remote_change, &ap) != STORE_OK) {
         log_error("cannot listen for other processes' changes");
         goto done;
@@ -318,7 +405,8 @@ static int cmd_serve(int argc, char **argv)
     }
     tp_ok = 1;
 
-    http_server_config hc = {.host = cfg.host, .port = cfg.port, .threads = cfg.threads, .max_body = cfg.max_body};
+    http_server_config hc = {.host = cfg.host, .port = cfg.port, .threads = cfg.threads, .max_body = cfg.max_body,
+                             .connection_timeout_s = conn_timeout_s};
     srv = http_server_start(&hc, app_dispatch, &ap, err, sizeof err);
     if (!srv) {
         log_error("%s", err);
@@ -341,10 +429,11 @@ done:
     http_server_stop(srv);
     if (tp_ok)
         taskpool_stop(&ap.tasks);
-    if (eq_ok)
-        embedq_stop(&ap.eq);
     if (rb_ok)
         rb_stop(&ap.rb);
+    stop_layers(&ap);
+    if (eq_ok)
+        embedq_stop(&ap.eq);
     embed_close(ap.emb);
     store_close(ap.st);
     registry_destroy(&ap.reg);
@@ -406,6 +495,9 @@ static int cmd_db(int argc, char **argv)
             jw_kint(&w, "knowledge", c.knowledge);
             jw_kint(&w, "api_keys", c.api_keys);
             jw_kint(&w, "vectors", c.vectors);
+            jw_kint(&w, "episodes", c.episodes);
+            jw_kint(&w, "facts", c.facts);
+            jw_kint(&w, "flushes_pending", c.flushes_pending);
             jw_obj_end(&w);
             jw_obj_end(&w);
             char *s = jw_take(&w, NULL);
@@ -466,7 +558,7 @@ static int cmd_reindex(int argc, char **argv)
     } else if (st->ops->vectors_clear(st) != STORE_OK) {
         fprintf(stderr, "memfuse reindex: cannot clear the stored vectors\n");
     } else {
-        int64_t cursor[2] = {0, 0}, total = 0, t0 = time_mono_ns();
+        int64_t cursor[STORE_UNIT_TYPES] = {0}, total = 0, t0 = time_mono_ns();
         arena a;
         arena_init(&a);
         int got;

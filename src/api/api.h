@@ -43,6 +43,8 @@ void api_write_session(jw *w, const store_session *s);
 void api_write_message(jw *w, const store_message *m);
 void api_write_knowledge(jw *w, const store_knowledge *k);
 void api_write_id_list(jw *w, const char *key, const char *const *ids, size_t n);
+/* key: a JSON array the store keeps as text (source ids, entities), or [] when the text is not one. */
+void api_write_json_array(jw *w, const char *key, const char *text);
 
 /* A write of user_id ("*": of anything) is durable: drop this process's cached answers for it and tell the
  * other processes on the same database (store->notify_user), which drop their cached state too. */
@@ -53,6 +55,11 @@ cJSON *api_body(http_request *req, http_response *res, vctx *v);
 
 /* Handlers */
 void api_health(http_request *req, http_response *res);
+/* (ext) the LLM layers: facts and episodes of a user (layers.c) */
+void api_facts_list(http_request *req, http_response *res);
+void api_facts_get(http_request *req, http_response *res);
+void api_facts_delete(http_request *req, http_response *res);
+void api_episodes_list(http_request *req, http_response *res);
 
 void api_users_list(http_request *req, http_response *res);
 void api_users_create(http_request *req, http_response *res);

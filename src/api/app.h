@@ -9,9 +9,12 @@
 #include <stdint.h>
 
 #include "core/embedq.h"
+#include "core/flushmgr.h"
 #include "core/registry.h"
 #include "core/user_index.h"
 #include "http/http.h"
+#include "llm/llm.h"
+#include "memory/memory.h"
 #include "core/round_buffer.h"
 #include "core/taskpool.h"
 #include "store/store.h"
@@ -39,6 +42,9 @@ typedef struct app_config {
     int index_memory_mb;        /* budget of loaded vector indexes */
     int hnsw_threshold;         /* vectors per user from which dense search walks an HNSW graph; 0: never */
     int preload_users;          /* indexes loaded at start */
+    llm_config llm;             /* base_url NULL: no LLM, the M1/M2 layers are off */
+    flushmgr_config flush;
+    mem_config mem;
 } app_config;
 
 /* Per-route request metrics (the last slot counts requests that matched no route). */
@@ -62,6 +68,10 @@ typedef struct app {
     int dense; /* the store keeps vectors and the pipeline runs: the vector path is on */
     taskpool tasks; /* runs the dense half of hybrid queries beside the keyword half */
     _Atomic uint64_t cache_hits, cache_misses; /* query answers served from / not from the cache */
+    llm *llm;     /* NULL without an LLM */
+    int layers;   /* M1 and M2 run (an LLM is configured) */
+    mem_ctx mem;
+    flushmgr fm;
     int64_t started_us;
     route_stats routes[APP_MAX_ROUTES + 1];
 } app;

@@ -198,3 +198,16 @@ int api_page_params(http_request *req, http_response *res, const char *const *so
     }
     return 0;
 }
+
+void api_write_json_array(jw *w, const char *key, const char *text)
+{
+    jw_key(w, key);
+    cJSON *v = text ? cJSON_Parse(text) : NULL;
+    if (cJSON_IsArray(v)) {
+        jw_raw(w, text, strlen(text));
+    } else {
+        jw_arr(w);
+        jw_arr_end(w);
+    }
+    cJSON_Delete(v);
+}

@@ -80,7 +80,7 @@ void api_messages_add(http_request *req, http_response *res)
         api_store_error(res, STORE_ERROR, "add messages");
         goto out;
     }
-    store_added added;
+    store_added added = {0};
     int64_t t0 = time_mono_ns();
     int rc = ap->st->ops->messages_add(ap->st, s.id, msgs, n, tokens, plan.consolidate_new,
                                        (const char *const *)plan.consolidate, plan.n_taken, req->a, &added);
@@ -94,6 +94,11 @@ void api_messages_add(http_request *req, http_response *res)
         goto out;
     }
     rb_commit(&ap->rb, &plan, added.round_id);
+    if (ap->layers && added.flush_id) {
+        int64_t h0 = time_mono_ns();
+        flushmgr_push(&ap->fm, added.flush_id, s.user_id); /* M1 and M2 run in the background */
+        opstats_observe_ns(OP_FLUSH_HANDOFF, time_mono_ns() - h0);
+    }
     api_changed(ap, s.user_id);
     if (ap->dense)
         embedq_push(&ap->eq, STORE_HIT_MESSAGE, added.message_ids, added.n);

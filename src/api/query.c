@@ -1,9 +1,12 @@
 /* query — SPEC §8, the memory query.
  *
- * Checks in the spec's order (user, session of that user, agent), then searches. Paths that exist today:
- * BM25 over the user's messages and knowledge (FTS5). store_type null fuses the available paths by
- * reciprocal rank (search/fusion.h); "keyword" reports the BM25 score mapped to [0,1] as s/(1+s);
- * "vector" and "graph" answer from layers that hold no data yet, so they return no results. */
+ * Checks in the spec's order (user, session of that user, agent), then searches two paths at once: BM25
+ * over the user's units (the store's keyword index) on the request thread, and dense search of the user's
+ * vector index on the task pool. Units are messages and knowledge (level 0), and with the LLM layers on,
+ * episodes (level 1) and current facts (level 2); the ext flags include_episodes / include_facts (default
+ * true) select the latter like include_messages / include_knowledge do the former. store_type null fuses
+ * both paths by reciprocal rank (search/fusion.h); "keyword" / "vector" answer from one path; "graph"
+ * answers from the facts (their text and entities) by both paths fused. */
 #include "api/api.h"
 #include "core/qcache.h"
 #include "search/fusion.h"
@@ -24,7 +27,7 @@ static const char *const STORE_TYPES[] = {"vector", "keyword", "graph", NULL};
 typedef struct query_req {
     const char *query, *session_id, *agent_id, *store_type;
     int64_t top_k;
-    int include_messages, include_knowledge, explain;
+    int include_messages, include_knowledge, include_episodes, include_facts, explain;
 } query_req;
 
 static int parse(http_request *req, http_response *res, vctx *v, query_req *q)
@@ -43,10 +46,12 @@ static int parse(http_request *req, http_response *res, vctx *v, query_req *q)
     q->session_id = v_string(v, body, NULL, "session_id", 0, API_ID_MAX);
     q->agent_id = v_string(v, body, NULL, "agent_id", 0, API_ID_MAX);
     q->store_type = v_enum(v, body, NULL, "store_type", 0, STORE_TYPES);
-    q->include_messages = q->include_knowledge = 1;
+    q->include_messages = q->include_knowledge = q->include_episodes = q->include_facts = 1;
     q->explain = 0;
     v_bool(v, body, NULL, "include_messages", &q->include_messages);
     v_bool(v, body, NULL, "include_knowledge", &q->include_knowledge);
+    v_bool(v, body, NULL, "include_episodes", &q->include_episodes);
+    v_bool(v, body, NULL, "include_facts", &q->include_facts);
     v_bool(v, body, NULL, "explain", &q->explain);
     if (!v_ok(v)) {
         v_respond(v, res);
@@ -99,7 +104,8 @@ static uint64_t cache_key(const query_req *q, const char *user_id)
         const char *p = parts[i] ? parts[i] : "";
         h = XXH3_64bits_withSeed(p, strlen(p) + 1, h ^ (parts[i] ? 1u : 2u)); /* NULL and "" differ */
     }
-    int64_t opts[4] = {q->top_k, q->include_messages, q->include_knowledge, q->explain};
+    int64_t opts[6] = {q->top_k, q->include_messages, q->include_knowledge, q->include_episodes, q->include_facts,
+                       q->explain};
     return XXH3_64bits_withSeed(opts, sizeof opts, h);
 }
 
@@ -123,14 +129,16 @@ static int by_score(const void *a, const void *b)
 
 static void write_hit(jw *j, const cand *c, const query_req *q, const char *user_id)
 {
+    static const char *const TYPE_NAMES[STORE_UNIT_TYPES] = {"message", "knowledge", "episode", "fact"};
+    static const int LEVELS[STORE_UNIT_TYPES] = {0, 0, 1, 2};
     const store_hit *h = c->hit;
-    int is_msg = h->type == STORE_HIT_MESSAGE;
+    int t = (int)h->type >= 0 && h->type < STORE_UNIT_TYPES ? (int)h->type : 0;
     jw_obj(j);
     jw_kstr(j, "id", h->id);
     jw_kstr(j, "content", h->content);
     jw_kdouble(j, "score", c->score);
-    jw_kstr(j, "type", is_msg ? "message" : "knowledge");
-    jw_kstr(j, "role", is_msg ? h->role : NULL);
+    jw_kstr(j, "type", TYPE_NAMES[t]);
+    jw_kstr(j, "role", t == STORE_HIT_MESSAGE ? h->role : NULL);
     jw_kstr(j, "created_at", h->created_at);
     jw_kstr(j, "updated_at", h->updated_at);
     jw_key(j, "metadata");
@@ -143,7 +151,17 @@ static void write_hit(jw *j, const cand *c, const query_req *q, const char *user
         jw_kstr(j, "scope", strcmp(q->session_id, h->session_id) == 0 ? "in_session" : "cross_session");
     else
         jw_knull(j, "scope");
-    jw_kint(j, "level", 0);
+    jw_kint(j, "level", LEVELS[t]);
+    if (t == STORE_HIT_EPISODE) {
+        jw_kstr(j, "occurred_at", h->occurred_at);
+        api_write_json_array(j, "message_ids", h->source_ids);
+    } else if (t == STORE_HIT_FACT) {
+        jw_kstr(j, "fact_type", h->fact_type);
+        jw_kdouble(j, "confidence", h->confidence);
+        api_write_json_array(j, "entities", h->entities);
+        jw_kstr(j, "valid_from", h->valid_from);
+        api_write_json_array(j, "message_ids", h->source_ids);
+    }
     jw_key(j, "retrieval");
     jw_obj(j);
     jw_kstr(j, "source", q->store_type ? q->store_type : "hybrid");
@@ -197,7 +215,8 @@ static void dense_run(void *arg)
     if (!vi)
         return;
     vindex_filter f = {.agent_id = j->q->agent_id, .messages = j->q->include_messages,
-                       .knowledge = j->q->include_knowledge};
+                       .knowledge = j->q->include_knowledge, .episodes = j->q->include_episodes,
+                       .facts = j->q->include_facts};
     int64_t t0 = time_mono_ns();
     j->n = vindex_search(vi, j->qv, j->k, &f, j->hits);
     opstats_observe_ns(OP_VECTOR_SEARCH, time_mono_ns() - t0);
@@ -209,7 +228,7 @@ static void dense_run(void *arg)
 static int hydrate(http_request *req, cand *c, size_t n)
 {
     store *st = api_app(req)->st;
-    for (int type = 0; type < 2; type++) {
+    for (int type = 0; type < STORE_UNIT_TYPES; type++) {
         const char **ids = arena_alloc(req->a, (n ? n : 1) * sizeof *ids);
         if (!ids)
             return STORE_ERROR;
@@ -256,14 +275,16 @@ void api_query(http_request *req, http_response *res)
         goto out;
     }
     atomic_fetch_add(&ap->cache_misses, 1);
-    int hybrid = !q.store_type;
+    if (q.store_type && strcmp(q.store_type, "graph") == 0) /* the fact layer, by both paths */
+        q.include_messages = q.include_knowledge = q.include_episodes = 0;
+    int hybrid = !q.store_type || strcmp(q.store_type, "graph") == 0;
     int want_k = hybrid || strcmp(q.store_type, "keyword") == 0;
     int want_v = ap->dense && (hybrid || strcmp(q.store_type, "vector") == 0);
     /* each path looks deeper than top_k when results are fused */
     int depth = hybrid ? (int)(q.top_k * 2 < 50 ? 50 : q.top_k * 2) : (int)q.top_k;
     if (depth > API_TOPK_MAX)
         depth = API_TOPK_MAX;
-    if (!q.include_messages && !q.include_knowledge)
+    if (!q.include_messages && !q.include_knowledge && !q.include_episodes && !q.include_facts)
         want_k = want_v = 0;
 
     dense_job dj = {.ap = ap, .q = &q, .user_id = user_id, .k = (size_t)depth, .rc = STORE_OK};
@@ -285,6 +306,7 @@ void api_query(http_request *req, http_response *res)
         const char **terms = terms_extract(req->a, q.query, &nt);
         store_search s = {.user_id = user_id, .agent_id = q.agent_id, .terms = terms, .n_terms = terms ? nt : 0,
                           .include_messages = q.include_messages, .include_knowledge = q.include_knowledge,
+                          .include_episodes = q.include_episodes, .include_facts = q.include_facts,
                           .limit = depth};
         int64_t t0 = time_mono_ns();
         krc = ap->st->ops->search_keyword(ap->st, &s, req->a, &kh, &nk);

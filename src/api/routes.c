@@ -48,6 +48,12 @@ static const route ROUTES[] = {
 
     {"POST", V1 "/users/{}/query", api_query, 0},
 
+    /* (ext) the LLM memory layers */
+    {"GET", V1 "/users/{}/facts", api_facts_list, 0},
+    {"GET", V1 "/users/{}/facts/{}", api_facts_get, 0},
+    {"DELETE", V1 "/users/{}/facts/{}", api_facts_delete, 0},
+    {"GET", V1 "/users/{}/episodes", api_episodes_list, 0},
+
     {"POST", V1 "/users/{}/api-keys", api_keys_create, 0},
     {"GET", V1 "/users/{}/api-keys", api_keys_list, 0},
     {"DELETE", V1 "/users/{}/api-keys/{}", api_keys_delete, 0},

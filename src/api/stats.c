@@ -4,8 +4,8 @@
  *
  * The content is one list of sections, each writing its families through an expo writer (api/expo.h),
  * which renders them in either format, so the two routes cannot drift apart. A new source of figures is
- * one more section function and one more line in SECTIONS: the LLM client's calls and tokens go there
- * (a sec_llm reading the client's statistics) once the client is merged. */
+ * one more section function and one more line in SECTIONS. Admin stats adds what /metrics must not show:
+ * the LLM tokens charged to each user (llm_usage). */
 #include "api/api.h"
 #include "api/expo.h"
 #include "util/opstats.h"
@@ -219,9 +219,99 @@ static void sec_embedding(expo *e, app *ap)
     expo_count(e, NULL, atomic_load(&ap->ui.evictions));
 }
 
+/* One histogram family member from a met_hist (skipped while empty). */
+static void hist_of(expo *e, const char *const *labels, const met_hist *h)
+{
+    uint64_t b[MET_NBUCKETS], total = 0;
+    for (int k = 0; k < MET_NBUCKETS; k++)
+        total += b[k] = atomic_load_explicit(&h->buckets[k], memory_order_relaxed);
+    if (total)
+        expo_hist(e, labels, met_bucket_le, b, MET_NBUCKETS,
+                  (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9);
+}
+
+/* The LLM client and the memory layers (issue 6): calls and tokens, what M1/M2 did, the flush manager. */
+static void sec_layers(expo *e, app *ap)
+{
+    expo_family(e, "memfuse_layers_enabled", "gauge", "1 when an LLM is configured and M1/M2 run.");
+    expo_count(e, NULL, (uint64_t)(ap->layers != 0));
+    if (!ap->layers || !ap->llm)
+        return;
+    llm_stats ls;
+    llm_get_stats(ap->llm, &ls);
+    expo_family(e, "memfuse_llm_calls_total", "counter", "Chat calls by result (retries inside a call not counted).");
+    const char *const ok[] = {"result", "ok", NULL}, *const failed[] = {"result", "failed", NULL};
+    expo_count(e, ok, ls.ok);
+    expo_count(e, failed, ls.failures);
+    expo_family(e, "memfuse_llm_retries_total", "counter", "Chat requests retried after a transient failure.");
+    expo_count(e, NULL, ls.retries);
+    expo_family(e, "memfuse_llm_tokens_total", "counter", "Tokens of successful chat calls, by kind.");
+    const char *const prompt[] = {"kind", "prompt", NULL}, *const completion[] = {"kind", "completion", NULL};
+    expo_count(e, prompt, ls.prompt_tokens);
+    expo_count(e, completion, ls.completion_tokens);
+    expo_family(e, "memfuse_llm_in_flight", "gauge", "Chat calls waiting for an answer now.");
+    expo_count(e, NULL, (uint64_t)(ls.in_flight > 0 ? ls.in_flight : 0));
+
+    mem_stats *ms = &ap->mem.stats;
+    static const char *const layer_names[3] = {NULL, "M1", "M2"};
+    expo_family(e, "memfuse_layer_duration_seconds", "histogram",
+                "Successful M1/M2 operations per flush: the whole operation (part total) and the LLM wait in it.");
+    for (int l = 1; l <= 2; l++) {
+        const char *const tot[] = {"layer", layer_names[l], "part", "total", NULL};
+        const char *const wait[] = {"layer", layer_names[l], "part", "llm", NULL};
+        hist_of(e, tot, &ms->total[l]);
+        hist_of(e, wait, &ms->llm[l]);
+    }
+    expo_family(e, "memfuse_episodes_stored_total", "counter", "Episodes stored by M1.");
+    expo_count(e, NULL, atomic_load(&ms->episodes));
+    expo_family(e, "memfuse_facts_extracted_total", "counter", "Facts the model extracted (before any filter).");
+    expo_count(e, NULL, atomic_load(&ms->facts_extracted));
+    expo_family(e, "memfuse_facts_dropped_total", "counter", "Extracted facts not stored, by reason.");
+    const char *const low[] = {"reason", "low_confidence", NULL}, *const exact[] = {"reason", "exact_duplicate", NULL},
+                      *const near[] = {"reason", "near_duplicate", NULL};
+    expo_count(e, low, atomic_load(&ms->facts_low_confidence));
+    expo_count(e, exact, atomic_load(&ms->dup_exact));
+    expo_count(e, near, atomic_load(&ms->dup_near));
+    expo_family(e, "memfuse_fact_decisions_total", "counter", "Decisions taken on new facts, by action.");
+    static const char *const actions[4] = {"add", "update", "invalidate", "ignore"};
+    for (int k = 0; k < 4; k++) {
+        const char *const lab[] = {"action", actions[k], NULL};
+        expo_count(e, lab, atomic_load(&ms->decided[k]));
+    }
+    expo_family(e, "memfuse_decide_calls_total", "counter", "Decision calls made to the model.");
+    expo_count(e, NULL, atomic_load(&ms->decide_calls));
+    expo_family(e, "memfuse_decide_calls_saved_total", "counter",
+                "Flushes whose only similar facts were duplicates: a decision call avoided.");
+    expo_count(e, NULL, atomic_load(&ms->decide_saved));
+    expo_family(e, "memfuse_facts_stored_total", "counter", "Fact versions stored by M2.");
+    expo_count(e, NULL, atomic_load(&ms->facts_stored));
+    expo_family(e, "memfuse_facts_retired_total", "counter", "Facts superseded or invalidated by M2.");
+    expo_count(e, NULL, atomic_load(&ms->facts_retired));
+    expo_family(e, "memfuse_model_output_unusable_total", "counter", "Model answers that could not be read.");
+    expo_count(e, NULL, atomic_load(&ms->bad_output));
+
+    flushmgr *fm = &ap->fm;
+    expo_family(e, "memfuse_flush_queue_depth", "gauge", "Layer jobs queued for the flush workers.");
+    expo_count(e, NULL, flushmgr_depth(fm));
+    expo_family(e, "memfuse_flush_running", "gauge", "Layer jobs running now.");
+    expo_count(e, NULL, (uint64_t)flushmgr_running(fm));
+    expo_family(e, "memfuse_flush_layers_total", "counter", "Layer runs of flushes, by layer and outcome.");
+    for (int l = 1; l <= 2; l++) {
+        const char *const done[] = {"layer", layer_names[l], "outcome", "done", NULL};
+        const char *const fail[] = {"layer", layer_names[l], "outcome", "failed", NULL};
+        const char *const gave[] = {"layer", layer_names[l], "outcome", "gave_up", NULL};
+        expo_count(e, done, atomic_load(&fm->done[l]));
+        expo_count(e, fail, atomic_load(&fm->failed[l]));
+        expo_count(e, gave, atomic_load(&fm->gave_up[l]));
+    }
+    expo_family(e, "memfuse_flushes_gone_total", "counter", "Flushes dropped because their session or user was deleted.");
+    expo_count(e, NULL, atomic_load(&fm->gone));
+}
+
 typedef void (*stats_section)(expo *e, app *ap);
 
-static const stats_section SECTIONS[] = {sec_process, sec_http, sec_ops, sec_store_pool, sec_services, sec_embedding};
+static const stats_section SECTIONS[] = {sec_process,  sec_http,      sec_ops,   sec_store_pool,
+                                         sec_services, sec_embedding, sec_layers};
 
 static void write_all(expo *e, app *ap)
 {
@@ -247,6 +337,17 @@ void api_metrics(http_request *req, http_response *res)
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+static void usage_row(void *ctx, const char *user_id, const llm_usage *u)
+{
+    jw *j = ctx;
+    jw_obj(j);
+    jw_kstr(j, "user_id", user_id);
+    jw_kint(j, "calls", (int64_t)u->calls);
+    jw_kint(j, "prompt_tokens", (int64_t)u->prompt_tokens);
+    jw_kint(j, "completion_tokens", (int64_t)u->completion_tokens);
+    jw_obj_end(j);
+}
+
 void api_admin_stats(http_request *req, http_response *res)
 {
     if (api_allow_admin(req, res))
@@ -256,7 +357,14 @@ void api_admin_stats(http_request *req, http_response *res)
     jw_key(j, "metrics");
     expo e;
     expo_init_json(&e, j);
-    write_all(&e, api_app(req));
+    app *ap = api_app(req);
+    write_all(&e, ap);
+    /* the LLM tokens charged to each user (admin only: /metrics names no user) */
+    jw_key(j, "llm_usage");
+    jw_arr(j);
+    if (ap->llm)
+        llm_usage_each(ap->llm, usage_row, j);
+    jw_arr_end(j);
     jw_obj_end(j);
     if (j->err) {
         env_reset(res);

@@ -73,7 +73,7 @@ static int embed_units(embedq *q, store_unit *u, size_t n, arena *a)
     return 0;
 }
 
-/* Items taken off the queue: read their units (both types) and embed them. */
+/* Items taken off the queue: read their units (every type) and embed them. */
 static int process_items(embedq *q, const embedq_item *items, size_t n, arena *a)
 {
     store_unit *all = arena_alloc(a, (n ? n : 1) * sizeof *all);
@@ -81,7 +81,7 @@ static int process_items(embedq *q, const embedq_item *items, size_t n, arena *a
     if (!all || !ids)
         return -1;
     size_t total = 0;
-    for (int type = 0; type < 2; type++) {
+    for (int type = 0; type < STORE_UNIT_TYPES; type++) {
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
             if (items[i].type == type)
@@ -98,9 +98,10 @@ static int process_items(embedq *q, const embedq_item *items, size_t n, arena *a
     return embed_units(q, all, total, a);
 }
 
-int embed_scan_page(store *st, embedder *emb, user_index *ui, int64_t cursor[2], int batch, arena *a)
+int embed_scan_page(store *st, embedder *emb, user_index *ui, int64_t cursor[STORE_UNIT_TYPES], int batch,
+                    arena *a)
 {
-    for (int type = 0; type < 2; type++) {
+    for (int type = 0; type < STORE_UNIT_TYPES; type++) {
         store_unit *u;
         size_t n;
         int rc = st->ops->units_unembedded(st, (enum store_hit_type)type, embed_model_id(emb), cursor[type], batch,
@@ -174,7 +175,7 @@ static void *worker(void *arg)
             q->behind = 1;
             q->retry_at_ms = now_ms() + 1000;
         } else {
-            q->cursor[0] = q->cursor[1] = 0; /* complete: the next scan starts over */
+            memset(q->cursor, 0, sizeof q->cursor); /* complete: the next scan starts over */
         }
     }
     pthread_mutex_unlock(&q->mu);

@@ -49,7 +49,7 @@ typedef struct embedq {
     int behind;          /* units were dropped or failed: scan the store */
     int scanning;        /* a worker is running a scan page (one at a time) */
     int64_t retry_at_ms; /* no scan before this (after a failure) */
-    int64_t cursor[2];   /* scan position per unit type */
+    int64_t cursor[STORE_UNIT_TYPES]; /* scan position per unit type */
     int stopping;
     int n_threads;
     pthread_t threads[EMBEDQ_MAX_WORKERS];
@@ -76,6 +76,7 @@ void embedq_lag_get(embedq *q, embedq_lag *out);
  * embeds and stores at most batch of them, and puts them into ui's loaded indexes when ui is not NULL.
  * Returns how many were embedded, 0 when nothing is left, -1 on failure. Used by the workers and by
  * `memfuse reindex`. */
-int embed_scan_page(store *st, embedder *emb, user_index *ui, int64_t cursor[2], int batch, arena *a);
+int embed_scan_page(store *st, embedder *emb, user_index *ui, int64_t cursor[STORE_UNIT_TYPES], int batch,
+                    arena *a);
 
 #endif

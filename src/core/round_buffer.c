@@ -35,6 +35,15 @@ int rb_init(round_buffer *rb, const rb_config *cfg, registry *reg, store *st)
 
 static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
 
+/* Consolidates rounds in the store and tells the hook (the flush manager) that flushes may be waiting. */
+static int rb_consolidate(round_buffer *rb, const char *const *ids, size_t n)
+{
+    int rc = rb->st->ops->rounds_consolidate(rb->st, ids, n);
+    if (rc == STORE_OK && n > 0 && rb->consolidated)
+        rb->consolidated(rb->consolidated_ctx);
+    return rc;
+}
+
 static int push_round(user_svc *u, const char *round_id, int tokens)
 {
     if (u->n == u->cap) {
@@ -139,7 +148,7 @@ void rb_commit(round_buffer *rb, rb_plan *p, const char *round_id)
     u->last_write_ms = now_ms();
     pthread_mutex_unlock(&u->mu);
     if (stale) {
-        int rc = rb->st->ops->rounds_consolidate(rb->st, other.consolidate, other.n_taken);
+        int rc = rb_consolidate(rb, other.consolidate, other.n_taken);
         if (rc != STORE_OK)
             log_warn("round buffer: consolidating %zu rounds after a %s failed: %s", other.n_taken, stale, store_rc_name(rc));
     }
@@ -184,7 +193,7 @@ void rb_abort(round_buffer *rb, rb_plan *p)
     release_pending(u, p);
     pthread_mutex_unlock(&u->mu);
     if (stale) {
-        int rc = rb->st->ops->rounds_consolidate(rb->st, p->consolidate, p->n_taken);
+        int rc = rb_consolidate(rb, p->consolidate, p->n_taken);
         if (rc != STORE_OK)
             log_warn("round buffer: consolidating %zu rounds of a superseded session failed: %s", p->n_taken,
                      store_rc_name(rc));
@@ -232,7 +241,7 @@ int rb_restore(round_buffer *rb)
         rb_commit(rb, &p, rounds[i].id);
     }
     if (rc == STORE_OK && n_cons)
-        rc = rb->st->ops->rounds_consolidate(rb->st, cons, n_cons);
+        rc = rb_consolidate(rb, cons, n_cons);
     if (rc == STORE_OK && n)
         log_info("round buffer: restored %zu buffered rounds, consolidated %zu of them", n, n_cons);
     arena_free(&a);
@@ -257,7 +266,7 @@ static void flush_if_idle(user_svc *u, void *arg)
         idle = 0;
     pthread_mutex_unlock(&u->mu);
     if (idle) {
-        int rc = c->rb->st->ops->rounds_consolidate(c->rb->st, p.consolidate, p.n_taken);
+        int rc = rb_consolidate(c->rb, p.consolidate, p.n_taken);
         if (rc == STORE_OK) {
             c->flushed += (int)p.n_taken;
         } else {

@@ -36,6 +36,10 @@ typedef struct round_buffer {
     pthread_mutex_t timer_mu;
     pthread_cond_t timer_cv;
     int stopping, timer_started;
+    /* Called after rounds were consolidated outside an add (timer, restore, a superseded session); the
+     * flush manager scans for the flushes the store recorded. NULL: nobody listens. */
+    void (*consolidated)(void *ctx);
+    void *consolidated_ctx;
 } round_buffer;
 
 typedef struct rb_plan {

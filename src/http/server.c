@@ -36,9 +36,31 @@ typedef struct conn_req {
     http_request req;
 } conn_req;
 
+typedef struct query_find {
+    const char *key;
+    const char *value;
+    int found;
+} query_find;
+
+static enum MHD_Result query_match(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    query_find *f = cls;
+    (void)kind;
+    if (key && strcmp(key, f->key) == 0) {
+        f->value = value; /* NULL for "?key" without "=", as MHD's lookup gives */
+        f->found = 1;
+        return MHD_NO; /* the first one wins */
+    }
+    return MHD_YES;
+}
+
+/* Query parameter names are case-sensitive (as in the original server): MHD's own lookup compares them
+ * caselessly, so "?LIMIT=0" would have been read as "limit". */
 static const char *get_query(const http_request *r, const char *key)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    query_find f = {.key = key};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_match, &f);
+    return f.found ? f.value : NULL;
 }
 
 static const char *get_header(const http_request *r, const char *name)

@@ -11,13 +11,17 @@
  * ... (capped at 10 s, honouring Retry-After when given, never past the call's deadline); a 400 that names
  * response_format is retried once without it (servers without JSON mode); other 4xx and malformed bodies
  * fail at once with a message naming the cause. Every request uses its own curl easy handle: any number of
- * threads may call at once. llm_shutdown() makes waiting and retrying calls return LLM_SHUTDOWN promptly. */
+ * threads may call at once. A call holds its slot for all its attempts and backoffs. llm_shutdown() makes
+ * waiting and retrying calls return LLM_SHUTDOWN promptly (a transfer in progress within about a second);
+ * llm_close() may only run once no call is running. */
 #ifndef MEMFUSE_LLM_H
 #define MEMFUSE_LLM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* Zero means the default for timeout_ms, backoff_ms and concurrency (and any value <= 0); retries and
+ * max_tokens take 0 literally (no retry; no max_tokens sent) and their default only when negative. */
 typedef struct llm_config {
     const char *base_url; /* e.g. "http://127.0.0.1:8080" or ".../v1" (a trailing /v1 is not doubled) */
     const char *model;
@@ -71,7 +75,10 @@ void llm_get_stats(llm *l, llm_stats *out);
 typedef struct llm_usage {
     uint64_t calls, prompt_tokens, completion_tokens;
 } llm_usage;
-/* The tokens charged to a user since start: 0, or -1 when none. */
+/* The tokens charged to a user since start: 0, or -1 when none. A successful call charges its user (calls,
+ * prompt and completion tokens); failed calls charge nothing. At most 100,000 users are tracked one by one:
+ * later users (or any user when memory runs out) are charged together to the shared bucket "(other)",
+ * which then appears here and in llm_usage_each under that name (a warning is logged once). */
 int llm_usage_of(llm *l, const char *user_id, llm_usage *out);
 /* Calls fn for every user charged so far (under the accounting lock: fn must not call into l). */
 void llm_usage_each(llm *l, void (*fn)(void *ctx, const char *user_id, const llm_usage *u), void *ctx);

@@ -340,9 +340,11 @@ static int by_sim_desc(const void *a, const void *b)
 
 static int passes(const vrow *row, const vindex_filter *f)
 {
-    if (row->type == 0 ? !f->messages : !f->knowledge)
+    int allowed = row->type == 0 ? f->messages : row->type == 1 ? f->knowledge : row->type == 2 ? f->episodes
+                : row->type == 3 ? f->facts : 0;
+    if (!allowed)
         return 0;
-    return !f->agent_id || row->type != 0 || strcmp(row->agent_id, f->agent_id) == 0;
+    return !f->agent_id || row->type == 1 || strcmp(row->agent_id, f->agent_id) == 0;
 }
 
 typedef struct accept_ctx {

@@ -28,9 +28,10 @@
 
 typedef struct vindex vindex;
 
+/* Row types are the store's unit types: 0 message, 1 knowledge, 2 episode, 3 fact. */
 typedef struct vindex_filter {
-    const char *agent_id; /* NULL: any; else only message rows of that agent's sessions */
-    int messages, knowledge; /* which types may be returned */
+    const char *agent_id; /* NULL: any; else rows of that agent's sessions, and knowledge (which has none) */
+    int messages, knowledge, episodes, facts; /* which types may be returned */
 } vindex_filter;
 
 typedef struct vindex_hit {

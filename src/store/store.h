@@ -344,7 +344,8 @@ typedef struct store_ops {
     int (*flushes_pending)(store *s, const char *now, const char *after, int limit, arena *a, store_flush **out,
                            size_t *n);
     int (*flush_get)(store *s, const char *id, arena *a, store_flush *out);
-    /* The messages of the flush's rounds, oldest first (created_at, then id). */
+    /* The messages of the flush's rounds, oldest first (created_at, then id); messages deleted since are left
+     * out. A missing flush is STORE_NOT_FOUND. */
     int (*flush_messages)(store *s, const char *flush_id, arena *a, store_message **out, size_t *n);
     /* Records a failed attempt of layer (1 or 2): attempts+1, next_at, last_error; give_up sets the layer's
      * state to STORE_LAYER_FAILED. */
@@ -366,7 +367,9 @@ typedef struct store_ops {
      * id; the new fact gets supersedes = the target. A target that is not a current fact of the flush's user
      * turns the op into an ADD. New facts are linked to an episode of the flush as in episodes_add.
      * (*ids)[i] is op i's new fact (NULL when none), (*retired)[i] the fact it retired (NULL when none).
-     * An M2 already done: nothing, STORE_OK, *ids and *retired NULL. */
+     * An M2 already done: nothing, STORE_OK, *ids and *retired NULL. A flush that is missing or another
+     * user's is STORE_NOT_FOUND (user_id NULL: the flush's user); without a flush, an unknown user is
+     * STORE_NO_USER. An ADD or UPDATE without content stores and retires nothing (NULL, NULL). */
     int (*facts_apply)(store *s, const char *user_id, const char *flush_id, const store_fact_op *ops, size_t n,
                        arena *a, const char ***ids, const char ***retired);
     /* The user's facts, newest first: current ones only, or (history) every version. */
@@ -376,7 +379,8 @@ typedef struct store_ops {
     /* Retracts a current fact: status retracted, valid_to now. STORE_NOT_FOUND if absent / another user's,
      * STORE_CONFLICT if it is not current. */
     int (*fact_retract)(store *s, const char *user_id, const char *id);
-    /* A current fact of the user with this content hash: STORE_OK (into out) or STORE_NOT_FOUND. */
+    /* A current fact of the user with this content hash (the newest when several): STORE_OK (into out) or
+     * STORE_NOT_FOUND. */
     int (*fact_by_hash)(store *s, const char *user_id, const char *content_hash, arena *a, store_fact *out);
 
     /* The connection pool's state, for monitoring (NULL: the backend has no pool). */

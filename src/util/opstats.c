@@ -295,13 +295,10 @@ int opstats_config_from_args(opstats_config *c, int *argc, char **argv, char *er
     for (int i = 1; i < *argc; i++) {
         const char *a = argv[i];
         char name[32];
-        if (strncmp(a, "--op-", 5) != 0) { /* not ours (and maybe shorter than "--") */
-            argv[out++] = argv[i];
-            continue;
-        }
-        const char *eq = strchr(a + 2, '=');
-        size_t nlen = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
-        if (nlen >= sizeof name) {
+        int ours = strncmp(a, "--op-", 5) == 0; /* before looking past a + 2: "1" is two bytes long */
+        const char *eq = ours ? strchr(a + 2, '=') : NULL;
+        size_t nlen = !ours ? 0 : eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (!ours || nlen >= sizeof name) {
             argv[out++] = argv[i];
             continue;
         }

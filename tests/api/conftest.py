@@ -11,6 +11,10 @@
 
 Binary: $MEMFUSE_BIN, else <repo>/build/memfuse.
 
+Wrapper: $MEMFUSE_TEST_WRAPPER, when set, is a command prefix (split like a shell line) put before every
+`memfuse serve` the suite starts, e.g. `valgrind --leak-check=full --log-file=/tmp/vg/%p.log`
+(scripts/valgrind-suite.sh). Slow wrappers want longer MEMFUSE_TEST_START_TIMEOUT / _STOP_TIMEOUT.
+
 PostgreSQL: when $MEMFUSE_TEST_PG_DSN is set (scripts/with-postgres.sh sets it), every server the suite
 starts runs on `--store postgres` with a database of its own, created for its data dir on first start
 (a restart reuses it, so durability tests check the same database), and `run_cli("db", ..., "--data-dir",
@@ -19,6 +23,7 @@ D)` addresses the database of D. Tests that only make sense on SQLite skip thems
 
 import itertools
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -42,10 +47,15 @@ STOP_TIMEOUT = float(os.environ.get("MEMFUSE_TEST_STOP_TIMEOUT", "15"))
 _CONFIG_ENV = ("MEMFUSE_HOST", "MEMFUSE_PORT", "MEMFUSE_DATA_DIR", "MEMFUSE_STORE", "MEMFUSE_THREADS",
                "MEMFUSE_MAX_BODY", "MEMFUSE_AUTH", "MEMFUSE_ADMIN_KEY", "MEMFUSE_LOG_LEVEL",
                "MEMFUSE_BUFFER_ROUNDS", "MEMFUSE_BUFFER_TOKENS", "MEMFUSE_BUFFER_IDLE",
-               "MEMFUSE_RATE_LIMIT", "MEMFUSE_OP_THRESHOLDS", "MEMFUSE_OP_BASELINE", "MEMFUSE_OP_WINDOW",
-               "MEMFUSE_OP_REGRESSION_FACTOR")
+               "MEMFUSE_RATE_LIMIT", "MEMFUSE_CONN_TIMEOUT", "MEMFUSE_OP_THRESHOLDS", "MEMFUSE_OP_BASELINE",
+               "MEMFUSE_OP_WINDOW", "MEMFUSE_OP_REGRESSION_FACTOR", "MEMFUSE_LLM_BASE_URL", "MEMFUSE_LLM_MODEL",
+               "MEMFUSE_LLM_API_KEY", "MEMFUSE_LLM_TIMEOUT_MS", "MEMFUSE_LLM_RETRIES", "MEMFUSE_LLM_CONCURRENCY",
+               "MEMFUSE_LLM_MAX_TOKENS", "MEMFUSE_FLUSH_WORKERS", "MEMFUSE_FLUSH_RETRY_MS", "MEMFUSE_LAYER_TIMEOUT_MS",
+               "MEMFUSE_FACT_MIN_CONFIDENCE", "MEMFUSE_FACT_DUP_SIMILARITY", "MEMFUSE_FACT_CANDIDATE_SIMILARITY",
+               "MEMFUSE_FACT_CANDIDATES")
 
 _LIVE = []  # servers currently running, for failure reports
+WRAPPER = shlex.split(os.environ.get("MEMFUSE_TEST_WRAPPER", ""))
 
 # --- PostgreSQL mode --------------------------------------------------------------------------------
 PG_DSN = os.environ.get("MEMFUSE_TEST_PG_DSN") or None
@@ -133,9 +143,9 @@ class Server:
 
     def command(self, port):
         if self.config_via_env:
-            return [memfuse_bin(), "serve", *self.flags]
+            return [*WRAPPER, memfuse_bin(), "serve", *self.flags]
         pg = ["--store", "postgres", "--pg-dsn", pg_dsn_for(self.data_dir)] if PG and "--store" not in self.flags else []
-        return [memfuse_bin(), "serve", "--host", "127.0.0.1", "--port", str(port),
+        return [*WRAPPER, memfuse_bin(), "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--data-dir", self.data_dir, "--log-level", "warn", *pg, *self.flags]
 
     def start(self):

@@ -5,7 +5,9 @@ import time
 
 from helpers import ok
 
-HEALTH_KEYS = {"status", "version", "uptime_s", "store", "embedder"}
+# SPEC §2's keys, plus (ext, issue 6: "the server says so ... in GET /api/v1/health") whether the LLM memory
+# layers run: "llm" (off | ok | degraded) and "layers" (["M0"] or ["M0", "M1", "M2"]). Nothing else.
+HEALTH_KEYS = {"status", "version", "uptime_s", "store", "embedder", "llm", "layers"}
 
 
 def test_health_shape(api):
@@ -15,6 +17,7 @@ def test_health_shape(api):
     assert isinstance(data["uptime_s"], (int, float)) and not isinstance(data["uptime_s"], bool)
     assert data["uptime_s"] >= 0
     assert data["store"] is not None and data["embedder"] is not None
+    assert data["llm"] == "off" and data["layers"] == ["M0"]  # no LLM configured here
 
 
 def test_health_uptime_grows(api):

@@ -336,7 +336,7 @@ def test_metrics_move_when_requests_are_made(mon):
 def test_admin_stats_is_the_same_content_as_json(mon):
     api = mon.api()
     text = scrape(api)
-    data = ok(api.get("/admin/stats"), 200, "Stats retrieved successfully", keys={"metrics"})
+    data = ok(api.get("/admin/stats"), 200, "Stats retrieved successfully", keys={"metrics", "llm_usage"})
     again = ok(api.get("/admin/stats/"))  # trailing slash too
     m = data["metrics"]
     assert set(m) == set(text), set(m) ^ set(text)

@@ -1,9 +1,10 @@
 /* pg — internals of the PostgreSQL backend (not included above src/store).
  *
  * Same schema concepts as the SQLite backend (store/sqlite/sq_schema.c): text ids and wire-format
- * timestamps (COLLATE "C", so string order is time order), a bigserial `seq` on messages and knowledge
- * that orders ties (the rowid's role in SQLite), keyword search through a generated tsvector column
- * ('english' config) with a GIN index, vectors as bytea with model and dimension.
+ * timestamps (COLLATE "C", so string order is time order), a bigserial `seq` on every unit table
+ * (messages, knowledge, episodes, facts) that orders ties (the rowid's role in SQLite), keyword search
+ * through a generated tsvector column ('english' config) with a GIN index, vectors as bytea with model and
+ * dimension.
  *
  * Connections come from a pg_pool (pg_pool.h). Reads take one for the call; multi-statement reads run in
  * one REPEATABLE READ READ ONLY transaction (one snapshot). Writes are group-committed (pg_writer.c): one
@@ -29,6 +30,7 @@ typedef struct pg_store {
     pg_pool *pool;
     char *describe;
     ids_gen *ids;
+    int flushes; /* store_config.flushes: consolidations record flushes for the LLM layers */
 
     /* writer */
     pg_conn *wconn; /* owned by the writer thread while it runs */
@@ -98,7 +100,31 @@ int pg_write(pg_store *s, pg_job_fn fn, void *arg);
 /* --- pg_schema ------------------------------------------------------------------------------------------- */
 extern const int PG_SCHEMA_VERSION;
 int pg_schema_migrate(pg_conn *c, char *err, size_t errlen);
+/* Migrates only up to version target (tests build an older schema with it); 0 or -1 with err. */
+int pg_schema_migrate_to(pg_conn *c, int target, char *err, size_t errlen);
 int pg_schema_version(pg_conn *c); /* 0: no schema; -1: error */
+
+/* --- shared row readers and the layers' hook into consolidation --------------------------------------------- */
+
+/* Columns pg_read_message (pg_messages.c) expects, over "messages m JOIN rounds r ON r.id = m.round_id". */
+#define PG_MSG_COLS "m.id, m.session_id, m.round_id, m.role, m.content, m.created_at, m.updated_at, " \
+                    "(r.status = 0)::int"
+int pg_read_message(PGresult *r, int row, arena *a, void *dst);
+/* Hit records (pg_vectors.c): pg_read_hit reads the columns type, id, content, role, created_at, updated_at,
+ * session_id, session_name, agent_id, occurred_at, source_ids, fact_type, entities, valid_from, confidence
+ * and, when the result has a 16th column, the score. The macros give the layer columns for each unit type
+ * (episodes as e, facts as x, their sessions as s). */
+int pg_read_hit(PGresult *r, int row, arena *a, void *dst);
+#define PG_HIT_NO_LAYER_COLS "NULL, NULL, NULL, NULL, NULL, NULL"
+#define PG_HIT_EPISODE_COLS "2, e.id, e.content, NULL, e.created_at, e.updated_at, e.session_id, s.name, e.agent_id," \
+                            " e.occurred_at, e.source_ids, NULL, NULL, NULL, NULL"
+#define PG_HIT_FACT_COLS "3, x.id, x.content, NULL, x.created_at, x.updated_at, x.session_id, s.name, x.agent_id," \
+                         " NULL, x.source_ids, x.fact_type, x.entities, x.valid_from, x.confidence"
+/* Records one flush per session among the n rounds just consolidated (ids), and links those rounds to it
+ * (pg_layers.c). *own_flush (may be NULL) gets the flush of own_session, or NULL when none was recorded.
+ * Does nothing when the store records no flushes. */
+int pg_flushes_record(pg_store *s, pg_conn *c, const char *const *ids, size_t n, const char *own_session, arena *a,
+                      const char **own_flush);
 
 /* Operation groups (each file fills its part of the ops table) */
 void pg_ops_entities(store_ops *ops);
@@ -108,6 +134,7 @@ void pg_ops_search(store_ops *ops);
 void pg_ops_admin(store_ops *ops);
 void pg_ops_vectors(store_ops *ops);
 void pg_ops_notify(store_ops *ops);
+void pg_ops_layers(store_ops *ops);
 void pg_listen_stop(pg_store *s);
 
 store *pg_store_open(const store_config *cfg, char *err, size_t errlen);

@@ -1,17 +1,16 @@
 /* pg_messages — rounds, messages and their chunk views in PostgreSQL. Mirrors sq_messages.c.
  *
  * A round is one add call; its messages share its created_at and keep input order through their
- * bigserial seq, which orders ties. A message is buffered exactly while its round's status is 0. */
+ * bigserial seq, which orders ties. A message is buffered exactly while its round's status is 0. A
+ * consolidation (messages_add's, rounds_consolidate) hands the rounds it actually moved to
+ * pg_flushes_record (pg_layers.c), which records their flushes in the same transaction. */
 #include "store/pg/pg.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define MSG_COLS "m.id, m.session_id, m.round_id, m.role, m.content, m.created_at, m.updated_at, " \
-                 "(r.status = 0)::int"
-
-static int read_message(PGresult *r, int row, arena *a, void *dst)
+int pg_read_message(PGresult *r, int row, arena *a, void *dst)
 {
     store_message *m = dst;
     m->id = pg_dup(a, r, row, 0);
@@ -49,14 +48,26 @@ typedef struct add_job {
     store_added *out;
 } add_job;
 
-static int consolidate_ids(pg_conn *c, const char *const *ids, size_t n, arena *a)
+/* Marks the buffered rounds among ids consolidated and appends the ids it actually moved to moved[]
+ * (room for n more; *n_moved counts them). */
+static int consolidate_ids(pg_conn *c, const char *const *ids, size_t n, arena *a, const char **moved, size_t *n_moved)
 {
     if (n == 0)
         return STORE_OK;
     const char *p[1] = {pg_text_array(a, ids, n)};
     if (!p[0])
         return STORE_ERROR;
-    return pg_cmd(c, "UPDATE rounds SET status = 1 WHERE status = 0 AND id = ANY($1::text[])", 1, p, NULL);
+    int rc;
+    PGresult *r = pg_run(c, "UPDATE rounds SET status = 1 WHERE status = 0 AND id = ANY($1::text[]) RETURNING id", 1, p,
+                         &rc);
+    if (!r)
+        return rc;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && (size_t)i < n && rc == STORE_OK; i++)
+        if (!(moved[(*n_moved)++] = pg_dup(a, r, i, 0)))
+            rc = STORE_ERROR;
+    PQclear(r);
+    return rc;
 }
 
 static int job_add(pg_conn *c, void *arg)
@@ -100,7 +111,17 @@ static int job_add(pg_conn *c, void *arg)
         if (!(ids[i] = arena_strdup(j->a, id)))
             return STORE_ERROR;
     }
-    if ((rc = consolidate_ids(c, j->consolidate, j->n_consolidate, j->a)) != STORE_OK)
+    /* the rounds this add consolidates: its own (when consolidate_new) and the still buffered of consolidate[] */
+    const char **moved = arena_alloc(j->a, (j->n_consolidate + 1) * sizeof *moved);
+    size_t n_moved = 0;
+    if (!moved)
+        return STORE_ERROR;
+    if (j->consolidate_new && !(moved[n_moved++] = arena_strdup(j->a, round_id)))
+        return STORE_ERROR;
+    if ((rc = consolidate_ids(c, j->consolidate, j->n_consolidate, j->a, moved, &n_moved)) != STORE_OK)
+        return rc;
+    j->out->flush_id = NULL;
+    if ((rc = pg_flushes_record(j->s, c, moved, n_moved, j->session_id, j->a, &j->out->flush_id)) != STORE_OK)
         return rc;
     j->out->round_id = arena_strdup(j->a, round_id);
     j->out->created_at = arena_strdup(j->a, now);
@@ -130,16 +151,16 @@ static int op_messages_list(store *s, const char *session_id, const store_page *
                          : p->buffer == STORE_CONSOLIDATED ? " AND r.status = 1"
                                                            : "";
     if (p->sort == STORE_SORT_ID)
-        snprintf(sql, sizeof sql, "SELECT " MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
+        snprintf(sql, sizeof sql, "SELECT " PG_MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
                  " WHERE m.session_id = $1%s ORDER BY m.id %s LIMIT $2", filter, dir);
     else
-        snprintf(sql, sizeof sql, "SELECT " MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
+        snprintf(sql, sizeof sql, "SELECT " PG_MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
                  " WHERE m.session_id = $1%s ORDER BY m.created_at %s, m.seq %s LIMIT $2", filter, dir, dir);
     pg_conn *c = pg_reader(PGS(s));
     if (!c)
         return STORE_UNAVAILABLE;
     const char *par[2] = {session_id, pg_itoa(a, p->limit)};
-    int rc = par[1] ? pg_collect(c, sql, 2, par, a, sizeof **out, read_message, (void **)out, n) : STORE_ERROR;
+    int rc = par[1] ? pg_collect(c, sql, 2, par, a, sizeof **out, pg_read_message, (void **)out, n) : STORE_ERROR;
     pg_reader_done(PGS(s), c);
     return rc;
 }
@@ -155,7 +176,7 @@ static int lookup_ids(pg_conn *c, const char *session_id, const char *const *ids
         return STORE_ERROR;
     int rc;
     /* one row per requested position; the message columns are NULL where the id is not in the session */
-    PGresult *r = pg_run(c, "SELECT " MSG_COLS ", q.ord FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord)"
+    PGresult *r = pg_run(c, "SELECT " PG_MSG_COLS ", q.ord FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord)"
                             " LEFT JOIN (messages m JOIN rounds r ON r.id = m.round_id)"
                             "   ON m.id = q.id AND m.session_id = $2 ORDER BY q.ord",
                          2, p, &rc);
@@ -168,7 +189,7 @@ static int lookup_ids(pg_conn *c, const char *session_id, const char *const *ids
         if (at >= n) {
             rc = STORE_ERROR;
         } else if (!PQgetisnull(r, i, 0)) {
-            if (out && read_message(r, i, a, &out[at]) != STORE_OK)
+            if (out && pg_read_message(r, i, a, &out[at]) != STORE_OK)
                 rc = STORE_ERROR;
         } else {
             int seen = 0;
@@ -300,6 +321,7 @@ static int op_round_get(store *s, const char *id, arena *a, store_round *out)
 }
 
 typedef struct consolidate_job {
+    pg_store *s;
     const char *const *ids;
     size_t n;
     arena a;
@@ -308,12 +330,17 @@ typedef struct consolidate_job {
 static int job_consolidate(pg_conn *c, void *arg)
 {
     consolidate_job *j = arg;
-    return consolidate_ids(c, j->ids, j->n, &j->a);
+    const char **moved = arena_alloc(&j->a, (j->n + 1) * sizeof *moved);
+    size_t n_moved = 0;
+    if (!moved)
+        return STORE_ERROR;
+    int rc = consolidate_ids(c, j->ids, j->n, &j->a, moved, &n_moved);
+    return rc == STORE_OK ? pg_flushes_record(j->s, c, moved, n_moved, NULL, &j->a, NULL) : rc;
 }
 
 static int op_rounds_consolidate(store *s, const char *const *ids, size_t n)
 {
-    consolidate_job j = {.ids = ids, .n = n};
+    consolidate_job j = {.s = PGS(s), .ids = ids, .n = n};
     arena_init(&j.a);
     int rc = pg_write(PGS(s), job_consolidate, &j);
     arena_free(&j.a);

@@ -7,7 +7,8 @@
  * the schema current). Keyword search uses a stored generated tsvector column with a GIN index, so it
  * changes in the same statement as the text it indexes; its config memfuse_english is PostgreSQL's
  * 'english' with Snowball stemming but no stop-word list, like SQLite's porter tokenizer.
- * A text update drops the unit's vector (trigger), as in SQLite. */
+ * A text update drops the unit's vector (trigger), as in SQLite. Migration 2 adds the LLM layers (flushes,
+ * episodes, facts and their vectors; see pg_layers.c); a version-1 database migrates to it in place. */
 #include "store/pg/pg.h"
 #include "util/log.h"
 
@@ -76,6 +77,71 @@ static const char *const migrations[] = {
     "  EXECUTE FUNCTION memfuse_messages_au();"
     "CREATE TRIGGER knowledge_au AFTER UPDATE OF content ON knowledge FOR EACH ROW"
     "  EXECUTE FUNCTION memfuse_knowledge_au();",
+
+    /* 2: the LLM layers. A flush is one consolidation of one session's rounds (rounds.flush_id names it);
+     * episodes (M1) and facts (M2) come from flushes and carry the flush's user, session and agent, so
+     * deleting any of those takes them along. Facts keep their lineage: supersedes / superseded_by point
+     * at other facts and become NULL when those are deleted. Only current facts (status 0) are units: the
+     * facts' keyword index is partial, and retiring a fact drops its vector (trigger). */
+    "CREATE TABLE flushes(id " T " PRIMARY KEY,"
+    "  user_id " T " NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  session_id " T " NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  agent_id " T " NOT NULL, created_at " T " NOT NULL,"
+    "  m1_state integer NOT NULL DEFAULT 0, m2_state integer NOT NULL DEFAULT 0,"
+    "  m1_attempts integer NOT NULL DEFAULT 0, m2_attempts integer NOT NULL DEFAULT 0,"
+    "  next_at " T ", last_error text);"
+    "CREATE INDEX flushes_pending ON flushes(id) WHERE m1_state = 0 OR m2_state = 0;"
+    "CREATE INDEX flushes_user ON flushes(user_id);"
+    "CREATE INDEX flushes_session ON flushes(session_id);"
+    "ALTER TABLE rounds ADD COLUMN flush_id " T " REFERENCES flushes(id) ON DELETE SET NULL;"
+    "CREATE INDEX rounds_flush ON rounds(flush_id) WHERE flush_id IS NOT NULL;"
+    "CREATE TABLE episodes(seq bigserial PRIMARY KEY, id " T " NOT NULL UNIQUE,"
+    "  user_id " T " NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  session_id " T " NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  agent_id " T " NOT NULL,"
+    "  flush_id " T " NOT NULL REFERENCES flushes(id) ON DELETE CASCADE,"
+    "  content text NOT NULL, occurred_at text, participants text, source_ids text,"
+    "  created_at " T " NOT NULL, updated_at " T " NOT NULL,"
+    "  tsv tsvector GENERATED ALWAYS AS (to_tsvector('memfuse_english', content)) STORED);"
+    "CREATE INDEX episodes_user ON episodes(user_id, created_at);"
+    "CREATE INDEX episodes_session ON episodes(session_id, created_at);"
+    "CREATE INDEX episodes_flush ON episodes(flush_id);"
+    "CREATE INDEX episodes_tsv ON episodes USING gin(tsv);"
+    "CREATE TABLE facts(seq bigserial PRIMARY KEY, id " T " NOT NULL UNIQUE,"
+    "  user_id " T " NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  session_id " T " REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  agent_id " T ","
+    "  flush_id " T " REFERENCES flushes(id) ON DELETE CASCADE,"
+    "  episode_id " T " REFERENCES episodes(id) ON DELETE SET NULL,"
+    "  content text NOT NULL, fact_type text, entities text, source_ids text, content_hash " T ","
+    "  confidence double precision NOT NULL DEFAULT 0, status integer NOT NULL DEFAULT 0,"
+    "  valid_from " T " NOT NULL, valid_to " T ","
+    "  superseded_by " T " REFERENCES facts(id) ON DELETE SET NULL,"
+    "  supersedes " T " REFERENCES facts(id) ON DELETE SET NULL,"
+    "  created_at " T " NOT NULL, updated_at " T " NOT NULL,"
+    "  tsv tsvector GENERATED ALWAYS AS (to_tsvector('memfuse_english', content)) STORED);"
+    "CREATE INDEX facts_user ON facts(user_id, created_at);"
+    "CREATE INDEX facts_hash ON facts(user_id, content_hash) WHERE status = 0;"
+    "CREATE INDEX facts_session ON facts(session_id);"
+    "CREATE INDEX facts_flush ON facts(flush_id);"
+    "CREATE INDEX facts_episode ON facts(episode_id);"
+    "CREATE INDEX facts_supersedes ON facts(supersedes);"
+    "CREATE INDEX facts_superseded_by ON facts(superseded_by);"
+    "CREATE INDEX facts_tsv ON facts USING gin(tsv) WHERE status = 0;"
+    "CREATE TABLE episode_vectors(seq bigint PRIMARY KEY REFERENCES episodes(seq) ON DELETE CASCADE,"
+    "  model " T " NOT NULL, dim integer NOT NULL, vec bytea NOT NULL);"
+    "CREATE TABLE fact_vectors(seq bigint PRIMARY KEY REFERENCES facts(seq) ON DELETE CASCADE,"
+    "  model " T " NOT NULL, dim integer NOT NULL, vec bytea NOT NULL);"
+    "CREATE FUNCTION memfuse_episodes_au() RETURNS trigger LANGUAGE plpgsql AS"
+    "  $$BEGIN DELETE FROM episode_vectors WHERE seq = OLD.seq; RETURN NULL; END$$;"
+    "CREATE FUNCTION memfuse_facts_au() RETURNS trigger LANGUAGE plpgsql AS"
+    "  $$BEGIN DELETE FROM fact_vectors WHERE seq = OLD.seq; RETURN NULL; END$$;"
+    "CREATE TRIGGER episodes_au AFTER UPDATE OF content ON episodes FOR EACH ROW"
+    "  EXECUTE FUNCTION memfuse_episodes_au();"
+    /* a text change, or retirement (a retired fact is no unit any more) */
+    "CREATE TRIGGER facts_au AFTER UPDATE OF content, status ON facts FOR EACH ROW"
+    "  WHEN (NEW.content IS DISTINCT FROM OLD.content OR NEW.status <> 0)"
+    "  EXECUTE FUNCTION memfuse_facts_au();",
 };
 
 const int PG_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
@@ -86,11 +152,16 @@ static const char *const expected_relations[] = {
     "knowledge_vectors", "sessions_agent", "sessions_name", "rounds_session", "rounds_buffered",
     "messages_session_time", "messages_round", "messages_user", "messages_tsv", "knowledge_user",
     "knowledge_tsv", "api_keys_user",
+    "flushes", "flushes_pending", "flushes_user", "flushes_session", "rounds_flush", "episodes", "episodes_user",
+    "episodes_session", "episodes_flush", "episodes_tsv", "facts", "facts_user", "facts_hash", "facts_session",
+    "facts_flush", "facts_episode", "facts_supersedes", "facts_superseded_by", "facts_tsv", "episode_vectors",
+    "fact_vectors",
 };
 
-static const char *const expected_triggers[] = {"messages_au", "knowledge_au"};
+static const char *const expected_triggers[] = {"messages_au", "knowledge_au", "episodes_au", "facts_au"};
 
-#define DATA_TABLES "message_vectors, knowledge_vectors, api_keys, knowledge, messages, rounds, sessions, agents, users"
+#define DATA_TABLES "fact_vectors, episode_vectors, facts, episodes, flushes, message_vectors, knowledge_vectors," \
+                    " api_keys, knowledge, messages, rounds, sessions, agents, users"
 
 int pg_schema_version(pg_conn *c)
 {
@@ -107,6 +178,15 @@ int pg_schema_version(pg_conn *c)
 
 int pg_schema_migrate(pg_conn *c, char *err, size_t errlen)
 {
+    return pg_schema_migrate_to(c, PG_SCHEMA_VERSION, err, errlen);
+}
+
+int pg_schema_migrate_to(pg_conn *c, int target, char *err, size_t errlen)
+{
+    if (target < 1 || target > PG_SCHEMA_VERSION) {
+        snprintf(err, errlen, "no schema version %d (this server knows 1 to %d)", target, PG_SCHEMA_VERSION);
+        return -1;
+    }
     int v = pg_schema_version(c);
     if (v < 0) {
         snprintf(err, errlen, "cannot read the schema version: %s", PQerrorMessage(c->pg));
@@ -116,7 +196,7 @@ int pg_schema_migrate(pg_conn *c, char *err, size_t errlen)
         snprintf(err, errlen, "database schema version %d is newer than this server's %d", v, PG_SCHEMA_VERSION);
         return -1;
     }
-    if (v == PG_SCHEMA_VERSION)
+    if (v >= target)
         return 0;
     if (pg_exec(c, "BEGIN") != STORE_OK ||
         pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATION_LOCK ")") != STORE_OK ||
@@ -126,7 +206,7 @@ int pg_schema_migrate(pg_conn *c, char *err, size_t errlen)
         return -1;
     }
     v = pg_schema_version(c); /* another process may have migrated while we waited for the lock */
-    for (int i = v < 0 ? PG_SCHEMA_VERSION : v; i < PG_SCHEMA_VERSION; i++) {
+    for (int i = v < 0 ? target : v; i < target; i++) {
         char sql[96];
         snprintf(sql, sizeof sql, "DELETE FROM memfuse_schema; INSERT INTO memfuse_schema VALUES (%d)", i + 1);
         if (pg_exec(c, migrations[i]) != STORE_OK || pg_exec(c, sql) != STORE_OK) {
@@ -159,7 +239,10 @@ static int op_counts(store *s, store_counts *out)
                    "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM agents), (SELECT count(*) FROM sessions),"
                    " (SELECT count(*) FROM rounds), (SELECT count(*) FROM messages), (SELECT count(*) FROM knowledge),"
                    " (SELECT count(*) FROM api_keys),"
-                   " (SELECT count(*) FROM message_vectors) + (SELECT count(*) FROM knowledge_vectors)",
+                   " (SELECT count(*) FROM message_vectors) + (SELECT count(*) FROM knowledge_vectors)"
+                   "  + (SELECT count(*) FROM episode_vectors) + (SELECT count(*) FROM fact_vectors),"
+                   " (SELECT count(*) FROM episodes), (SELECT count(*) FROM facts WHERE status = 0),"
+                   " (SELECT count(*) FROM flushes WHERE m1_state = 0 OR m2_state = 0)",
                    0, NULL, &rc);
     }
     if (r) {
@@ -171,6 +254,9 @@ static int op_counts(store *s, store_counts *out)
         out->knowledge = pg_get_i64(r, 0, 5);
         out->api_keys = pg_get_i64(r, 0, 6);
         out->vectors = pg_get_i64(r, 0, 7);
+        out->episodes = pg_get_i64(r, 0, 8);
+        out->facts = pg_get_i64(r, 0, 9);
+        out->flushes_pending = pg_get_i64(r, 0, 10);
         PQclear(r);
     }
     rc = pg_snapshot_end(c, rc);
@@ -193,7 +279,8 @@ static int drop_all(pg_conn *c)
         rc = pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATION_LOCK ")");
     if (rc == STORE_OK)
         rc = pg_exec(c, "DROP TABLE IF EXISTS " DATA_TABLES ", memfuse_schema CASCADE;"
-                        "DROP FUNCTION IF EXISTS memfuse_messages_au(), memfuse_knowledge_au();"
+                        "DROP FUNCTION IF EXISTS memfuse_messages_au(), memfuse_knowledge_au(),"
+                        "  memfuse_episodes_au(), memfuse_facts_au();"
                         "DROP TEXT SEARCH CONFIGURATION IF EXISTS memfuse_english;"
                         "DROP TEXT SEARCH DICTIONARY IF EXISTS memfuse_stem");
     int e = pg_exec(c, rc == STORE_OK ? "COMMIT" : "ROLLBACK");
@@ -259,7 +346,9 @@ static int op_validate(store *s, char *report, size_t len)
     }
     for (size_t i = 0; i < sizeof expected_triggers / sizeof expected_triggers[0]; i++) {
         const char *p[1] = {expected_triggers[i]};
-        if (pg_query_int(c, "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgname = $1", 1, p) != 1) {
+        if (pg_query_int(c, "SELECT count(*) FROM pg_catalog.pg_trigger t"
+                            " JOIN pg_catalog.pg_class r ON r.oid = t.tgrelid"
+                            " WHERE t.tgname = $1 AND r.relnamespace = current_schema()::regnamespace", 1, p) != 1) {
             o = addf(report, len, o, "missing trigger %s; ", expected_triggers[i]);
             ok = 0;
         }
@@ -271,19 +360,58 @@ static int op_validate(store *s, char *report, size_t len)
             " (SELECT count(*) FROM messages WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', content)),"
             " (SELECT count(*) FROM knowledge WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', content)),"
             " (SELECT count(*) FROM message_vectors WHERE length(vec) <> 4 * dim)"
-            "  + (SELECT count(*) FROM knowledge_vectors WHERE length(vec) <> 4 * dim),"
+            "  + (SELECT count(*) FROM knowledge_vectors WHERE length(vec) <> 4 * dim)"
+            "  + (SELECT count(*) FROM episode_vectors WHERE length(vec) <> 4 * dim)"
+            "  + (SELECT count(*) FROM fact_vectors WHERE length(vec) <> 4 * dim),"
             " (SELECT count(*) FROM messages m WHERE m.session_id <> (SELECT r.session_id FROM rounds r"
-            "   WHERE r.id = m.round_id))",
+            "   WHERE r.id = m.round_id)),"
+            " (SELECT count(*) FROM episodes WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', content)),"
+            " (SELECT count(*) FROM facts WHERE tsv IS DISTINCT FROM to_tsvector('memfuse_english', content)),"
+            /* rounds in a flush of another session; layer rows that disagree with their flush */
+            " (SELECT count(*) FROM rounds r JOIN flushes f ON f.id = r.flush_id WHERE f.session_id <> r.session_id)"
+            "  + (SELECT count(*) FROM episodes e JOIN flushes f ON f.id = e.flush_id"
+            "     WHERE f.session_id <> e.session_id OR f.user_id <> e.user_id)"
+            "  + (SELECT count(*) FROM facts x JOIN flushes f ON f.id = x.flush_id"
+            "     WHERE f.session_id <> x.session_id OR f.user_id <> x.user_id),"
+            /* facts naming a missing flush or episode (foreign keys forbid it; checked all the same) */
+            " (SELECT count(*) FROM facts x WHERE (x.flush_id IS NOT NULL AND NOT EXISTS"
+            "   (SELECT 1 FROM flushes f WHERE f.id = x.flush_id)) OR (x.episode_id IS NOT NULL AND NOT EXISTS"
+            "   (SELECT 1 FROM episodes e WHERE e.id = x.episode_id))),"
+            /* lineage: a current fact is open and succeeded by nothing; a retired one is closed; only
+             * current facts have vectors */
+            " (SELECT count(*) FROM facts WHERE (status = 0) <> (valid_to IS NULL)"
+            "   OR (status = 0 AND superseded_by IS NOT NULL) OR status NOT IN (0, 1, 2, 3))"
+            "  + (SELECT count(*) FROM fact_vectors v JOIN facts x ON x.seq = v.seq WHERE x.status <> 0),"
+            " (SELECT count(*) FROM flushes WHERE m1_state NOT IN (0, 1, 2) OR m2_state NOT IN (0, 1, 2))",
             0, NULL, &rc);
         if (!r) {
             o = addf(report, len, o, "cannot check the data (%s); ", store_rc_name(rc));
             ok = 0;
         } else {
             long long mk = pg_get_i64(r, 0, 0), kk = pg_get_i64(r, 0, 1), bad = pg_get_i64(r, 0, 2);
-            long long cross = pg_get_i64(r, 0, 3);
+            long long cross = pg_get_i64(r, 0, 3), ek = pg_get_i64(r, 0, 4), fk = pg_get_i64(r, 0, 5);
+            long long layer_cross = pg_get_i64(r, 0, 6), dangling = pg_get_i64(r, 0, 7);
+            long long lineage = pg_get_i64(r, 0, 8), states = pg_get_i64(r, 0, 9);
             PQclear(r);
-            if (mk || kk) {
-                o = addf(report, len, o, "keyword index out of sync (%lld messages, %lld knowledge); ", mk, kk);
+            if (mk || kk || ek || fk) {
+                o = addf(report, len, o, "keyword index out of sync (%lld messages, %lld knowledge, %lld episodes,"
+                         " %lld facts); ", mk, kk, ek, fk);
+                ok = 0;
+            }
+            if (layer_cross) {
+                o = addf(report, len, o, "%lld rounds, episodes or facts disagree with their flush; ", layer_cross);
+                ok = 0;
+            }
+            if (dangling) {
+                o = addf(report, len, o, "%lld facts reference a missing flush or episode; ", dangling);
+                ok = 0;
+            }
+            if (lineage) {
+                o = addf(report, len, o, "%lld facts with an inconsistent status, validity or vector; ", lineage);
+                ok = 0;
+            }
+            if (states) {
+                o = addf(report, len, o, "%lld flushes with an unknown layer state; ", states);
                 ok = 0;
             }
             if (bad) {

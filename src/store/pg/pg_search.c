@@ -1,10 +1,10 @@
-/* pg_search — keyword search over a user's messages and knowledge with PostgreSQL full-text search.
+/* pg_search — keyword search over a user's messages, knowledge, episodes and facts with PostgreSQL full-text search.
  *
  * The terms (already split and lower-cased by src/search/terms.c) become one tsquery text of quoted
  * lexemes OR-ed together ('a' | 'b'), passed as a parameter to to_tsquery('memfuse_english', $1): no user
- * text is ever read as SQL, and quoting keeps it from being read as tsquery operators. Messages and
- * knowledge are searched separately (each has its own GIN index) and merged by score; the score is
- * ts_rank_cd, positive for every match. */
+ * text is ever read as SQL, and quoting keeps it from being read as tsquery operators. Messages,
+ * knowledge, episodes and current facts are searched separately (each has its own GIN index; the facts'
+ * holds only current ones) and merged by score; the score is ts_rank_cd, positive for every match. */
 #include "store/pg/pg.h"
 
 #include <stdlib.h>
@@ -36,35 +36,6 @@ static char *tsquery_text(arena *a, const char *const *terms, size_t n)
     return q;
 }
 
-static int read_msg_hit(PGresult *r, int row, arena *a, void *dst)
-{
-    store_hit *h = dst;
-    h->type = STORE_HIT_MESSAGE;
-    h->id = pg_dup(a, r, row, 0);
-    h->content = pg_dup(a, r, row, 1);
-    h->role = pg_dup(a, r, row, 2);
-    h->created_at = pg_dup(a, r, row, 3);
-    h->updated_at = pg_dup(a, r, row, 4);
-    h->session_id = pg_dup(a, r, row, 5);
-    h->session_name = pg_dup(a, r, row, 6);
-    h->agent_id = pg_dup(a, r, row, 7);
-    h->score = strtod(PQgetvalue(r, row, 8), NULL);
-    return h->id && h->content ? STORE_OK : STORE_ERROR;
-}
-
-static int read_know_hit(PGresult *r, int row, arena *a, void *dst)
-{
-    store_hit *h = dst;
-    memset(h, 0, sizeof *h);
-    h->type = STORE_HIT_KNOWLEDGE;
-    h->id = pg_dup(a, r, row, 0);
-    h->content = pg_dup(a, r, row, 1);
-    h->created_at = pg_dup(a, r, row, 2);
-    h->updated_at = pg_dup(a, r, row, 3);
-    h->score = strtod(PQgetvalue(r, row, 4), NULL);
-    return h->id && h->content ? STORE_OK : STORE_ERROR;
-}
-
 static int by_score_desc(const void *x, const void *y)
 {
     const store_hit *a = x, *b = y;
@@ -73,53 +44,75 @@ static int by_score_desc(const void *x, const void *y)
     return strcmp(a->id, b->id);
 }
 
+/* Per unit type: $1 the tsquery text, $2 the user, $3 the agent (NULL: any), $4 the limit; knowledge
+ * belongs to the user, not to an agent, so its $3 is the limit. Columns as pg_read_hit reads them, the
+ * score last. */
+static const char *const SEARCH[STORE_UNIT_TYPES] = {
+    "SELECT 0, m.id, m.content, m.role, m.created_at, m.updated_at, m.session_id, s.name, s.agent_id,"
+    " " PG_HIT_NO_LAYER_COLS ", ts_rank_cd(m.tsv, q.q) AS score"
+    " FROM to_tsquery('memfuse_english', $1) AS q(q), messages m JOIN sessions s ON s.id = m.session_id"
+    " WHERE m.tsv @@ q.q AND m.user_id = $2 AND ($3::text IS NULL OR s.agent_id = $3)"
+    " ORDER BY score DESC, m.id LIMIT $4",
+    "SELECT 1, k.id, k.content, NULL, k.created_at, k.updated_at, NULL, NULL, NULL,"
+    " " PG_HIT_NO_LAYER_COLS ", ts_rank_cd(k.tsv, q.q) AS score"
+    " FROM to_tsquery('memfuse_english', $1) AS q(q), knowledge k"
+    " WHERE k.tsv @@ q.q AND k.user_id = $2 ORDER BY score DESC, k.id LIMIT $3",
+    "SELECT " PG_HIT_EPISODE_COLS ", ts_rank_cd(e.tsv, q.q) AS score"
+    " FROM to_tsquery('memfuse_english', $1) AS q(q), episodes e LEFT JOIN sessions s ON s.id = e.session_id"
+    " WHERE e.tsv @@ q.q AND e.user_id = $2 AND ($3::text IS NULL OR e.agent_id = $3)"
+    " ORDER BY score DESC, e.id LIMIT $4",
+    /* status = 0 also selects the partial index that holds only current facts */
+    "SELECT " PG_HIT_FACT_COLS ", ts_rank_cd(x.tsv, q.q) AS score"
+    " FROM to_tsquery('memfuse_english', $1) AS q(q), facts x LEFT JOIN sessions s ON s.id = x.session_id"
+    " WHERE x.status = 0 AND x.tsv @@ q.q AND x.user_id = $2 AND ($3::text IS NULL OR x.agent_id = $3)"
+    " ORDER BY score DESC, x.id LIMIT $4",
+};
+
 static int op_search_keyword(store *s, const store_search *q, arena *a, store_hit **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (q->n_terms == 0 || q->limit <= 0 || (!q->include_messages && !q->include_knowledge))
+    int include[STORE_UNIT_TYPES] = {q->include_messages, q->include_knowledge, q->include_episodes,
+                                     q->include_facts};
+    int any = 0;
+    for (int t = 0; t < STORE_UNIT_TYPES; t++)
+        any |= include[t];
+    if (q->n_terms == 0 || q->limit <= 0 || !any)
         return STORE_OK;
     const char *tq = tsquery_text(a, q->terms, q->n_terms), *limit = pg_itoa(a, q->limit);
     if (!tq || !limit)
         return STORE_ERROR;
-    store_hit *mh = NULL, *kh = NULL;
-    size_t nm = 0, nk = 0;
+    store_hit *part[STORE_UNIT_TYPES] = {0};
+    size_t np[STORE_UNIT_TYPES] = {0}, total = 0;
     pg_conn *c = pg_reader(PGS(s));
     if (!c)
         return STORE_UNAVAILABLE;
     int rc = pg_snapshot_begin(c);
-    if (rc == STORE_OK && q->include_messages) {
-        const char *p[4] = {tq, q->user_id, q->agent_id, limit};
-        rc = pg_collect(c,
-            "SELECT m.id, m.content, m.role, m.created_at, m.updated_at, m.session_id, s.name, s.agent_id,"
-            " ts_rank_cd(m.tsv, q.q) AS score"
-            " FROM to_tsquery('memfuse_english', $1) AS q(q), messages m JOIN sessions s ON s.id = m.session_id"
-            " WHERE m.tsv @@ q.q AND m.user_id = $2 AND ($3::text IS NULL OR s.agent_id = $3)"
-            " ORDER BY score DESC, m.id LIMIT $4",
-            4, p, a, sizeof *mh, read_msg_hit, (void **)&mh, &nm);
-    }
-    if (rc == STORE_OK && q->include_knowledge) {
-        const char *p[3] = {tq, q->user_id, limit};
-        rc = pg_collect(c,
-            "SELECT k.id, k.content, k.created_at, k.updated_at, ts_rank_cd(k.tsv, q.q) AS score"
-            " FROM to_tsquery('memfuse_english', $1) AS q(q), knowledge k"
-            " WHERE k.tsv @@ q.q AND k.user_id = $2 ORDER BY score DESC, k.id LIMIT $3",
-            3, p, a, sizeof *kh, read_know_hit, (void **)&kh, &nk);
+    for (int t = 0; t < STORE_UNIT_TYPES && rc == STORE_OK; t++) {
+        if (!include[t])
+            continue;
+        const char *with_agent[4] = {tq, q->user_id, q->agent_id, limit}, *without[3] = {tq, q->user_id, limit};
+        int knowledge = t == STORE_HIT_KNOWLEDGE;
+        rc = pg_collect(c, SEARCH[t], knowledge ? 3 : 4, knowledge ? without : with_agent, a, sizeof **part,
+                        pg_read_hit, (void **)&part[t], &np[t]);
+        total += np[t];
     }
     rc = pg_snapshot_end(c, rc);
     pg_reader_done(PGS(s), c);
     if (rc != STORE_OK)
         return rc;
-    store_hit *all = arena_alloc(a, (nm + nk + 1) * sizeof *all);
+    store_hit *all = arena_alloc(a, (total + 1) * sizeof *all);
     if (!all)
         return STORE_ERROR;
-    if (nm)
-        memcpy(all, mh, nm * sizeof *all);
-    if (nk)
-        memcpy(all + nm, kh, nk * sizeof *all);
-    qsort(all, nm + nk, sizeof *all, by_score_desc);
+    size_t o = 0;
+    for (int t = 0; t < STORE_UNIT_TYPES; t++) {
+        if (np[t])
+            memcpy(all + o, part[t], np[t] * sizeof *all);
+        o += np[t];
+    }
+    qsort(all, total, sizeof *all, by_score_desc);
     *out = all;
-    *n = nm + nk < (size_t)q->limit ? nm + nk : (size_t)q->limit;
+    *n = total < (size_t)q->limit ? total : (size_t)q->limit;
     return STORE_OK;
 }
 

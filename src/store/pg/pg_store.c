@@ -56,6 +56,7 @@ static void pg_ops_init(void)
     pg_ops_search(&pg_ops);
     pg_ops_admin(&pg_ops);
     pg_ops_vectors(&pg_ops);
+    pg_ops_layers(&pg_ops);
 }
 
 /* "postgres:host=H port=P dbname=D user=U" from the DSN's parsed options (no password, no other keys). */
@@ -100,6 +101,7 @@ store *pg_store_open(const store_config *cfg, char *err, size_t errlen)
     }
     s->base.ops = &pg_ops;
     s->ids = cfg->ids;
+    s->flushes = cfg->flushes;
     if (!(s->describe = describe_dsn(cfg->pg_dsn)) || !(s->dsn = strdup(cfg->pg_dsn)) ||
         ids_random_hex(s->token, 8) != 0) {
         snprintf(err, errlen, "out of memory");

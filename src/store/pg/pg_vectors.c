@@ -2,12 +2,16 @@
  * bytea (little-endian float32, with model and dimension; pgvector is not used) and searched in the
  * in-process index, and hit records for dense results. Mirrors sq_vectors.c: vectors hang off their
  * unit's seq and go with it (ON DELETE CASCADE); a text update deletes the vector (trigger); vectors_put
- * checks the unit's version so a vector computed from an older text is never stored. */
+ * checks the unit's version so a vector computed from an older text is never stored. Episodes and facts
+ * (the LLM layers, pg_layers.c) are units like the others; of facts only current ones (status 0): a retired
+ * fact is left out of every operation here and its vector is deleted when it retires (trigger facts_au). */
 #include "store/pg/pg.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-static const char *const UNEMBEDDED[2] = {
+/* Per unit type (enum store_hit_type): messages, knowledge, episodes, current facts. */
+static const char *const UNEMBEDDED[STORE_UNIT_TYPES] = {
     "SELECT m.seq, m.id, m.user_id, m.session_id, s.agent_id, m.content, m.updated_at"
     " FROM messages m JOIN sessions s ON s.id = m.session_id"
     " WHERE m.seq > $2 AND NOT EXISTS (SELECT 1 FROM message_vectors v WHERE v.seq = m.seq AND v.model = $1)"
@@ -15,15 +19,29 @@ static const char *const UNEMBEDDED[2] = {
     "SELECT k.seq, k.id, k.user_id, NULL, NULL, k.content, k.updated_at FROM knowledge k"
     " WHERE k.seq > $2 AND NOT EXISTS (SELECT 1 FROM knowledge_vectors v WHERE v.seq = k.seq AND v.model = $1)"
     " ORDER BY k.seq LIMIT $3",
+    "SELECT e.seq, e.id, e.user_id, e.session_id, e.agent_id, e.content, e.updated_at FROM episodes e"
+    " WHERE e.seq > $2 AND NOT EXISTS (SELECT 1 FROM episode_vectors v WHERE v.seq = e.seq AND v.model = $1)"
+    " ORDER BY e.seq LIMIT $3",
+    "SELECT x.seq, x.id, x.user_id, x.session_id, x.agent_id, x.content, x.updated_at FROM facts x"
+    " WHERE x.seq > $2 AND x.status = 0"
+    " AND NOT EXISTS (SELECT 1 FROM fact_vectors v WHERE v.seq = x.seq AND v.model = $1)"
+    " ORDER BY x.seq LIMIT $3",
 };
 
-static const char *const UNITS_GET[2] = {
+static const char *const UNITS_GET[STORE_UNIT_TYPES] = {
     "SELECT m.seq, m.id, m.user_id, m.session_id, s.agent_id, m.content, m.updated_at"
     " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) JOIN messages m ON m.id = q.id"
     " JOIN sessions s ON s.id = m.session_id ORDER BY q.ord",
     "SELECT k.seq, k.id, k.user_id, NULL, NULL, k.content, k.updated_at"
     " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) JOIN knowledge k ON k.id = q.id ORDER BY q.ord",
+    "SELECT e.seq, e.id, e.user_id, e.session_id, e.agent_id, e.content, e.updated_at"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) JOIN episodes e ON e.id = q.id ORDER BY q.ord",
+    "SELECT x.seq, x.id, x.user_id, x.session_id, x.agent_id, x.content, x.updated_at"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) JOIN facts x ON x.id = q.id AND x.status = 0"
+    " ORDER BY q.ord",
 };
+
+static int valid_type(int type) { return type >= 0 && type < STORE_UNIT_TYPES; }
 
 static int read_unit(PGresult *r, int row, arena *a, void *dst)
 {
@@ -47,13 +65,17 @@ static void set_type(store_unit *u, size_t n, enum store_hit_type t)
 static int op_units_unembedded(store *s, enum store_hit_type type, const char *model, int64_t after, int limit,
                                arena *a, store_unit **out, size_t *n)
 {
+    *out = NULL;
+    *n = 0;
+    if (!valid_type((int)type))
+        return STORE_ERROR;
     const char *p[3] = {model, pg_itoa(a, after), pg_itoa(a, limit)};
     if (!p[1] || !p[2])
         return STORE_ERROR;
     pg_conn *c = pg_reader(PGS(s));
     if (!c)
         return STORE_UNAVAILABLE;
-    int rc = pg_collect(c, UNEMBEDDED[type == STORE_HIT_KNOWLEDGE], 3, p, a, sizeof **out, read_unit, (void **)out, n);
+    int rc = pg_collect(c, UNEMBEDDED[type], 3, p, a, sizeof **out, read_unit, (void **)out, n);
     pg_reader_done(PGS(s), c);
     if (rc == STORE_OK)
         set_type(*out, *n, type);
@@ -63,13 +85,17 @@ static int op_units_unembedded(store *s, enum store_hit_type type, const char *m
 static int op_units_get(store *s, enum store_hit_type type, const char *const *ids, size_t n, arena *a,
                         store_unit **out, size_t *n_out)
 {
+    *out = NULL;
+    *n_out = 0;
+    if (!valid_type((int)type))
+        return STORE_ERROR;
     const char *p[1] = {pg_text_array(a, ids, n)};
     if (!p[0])
         return STORE_ERROR;
     pg_conn *c = pg_reader(PGS(s));
     if (!c)
         return STORE_UNAVAILABLE;
-    int rc = pg_collect(c, UNITS_GET[type == STORE_HIT_KNOWLEDGE], 1, p, a, sizeof **out, read_unit, (void **)out, n_out);
+    int rc = pg_collect(c, UNITS_GET[type], 1, p, a, sizeof **out, read_unit, (void **)out, n_out);
     pg_reader_done(PGS(s), c);
     if (rc == STORE_OK)
         set_type(*out, *n_out, type);
@@ -100,7 +126,8 @@ static int op_users_recent(store *s, int limit, arena *a, const char ***ids, siz
 static int job_clear(pg_conn *c, void *arg)
 {
     (void)arg;
-    return pg_exec(c, "DELETE FROM message_vectors; DELETE FROM knowledge_vectors");
+    return pg_exec(c, "DELETE FROM message_vectors; DELETE FROM knowledge_vectors; DELETE FROM episode_vectors;"
+                      " DELETE FROM fact_vectors");
 }
 
 static int op_vectors_clear(store *s) { return pg_write(PGS(s), job_clear, NULL); }
@@ -156,12 +183,18 @@ typedef struct put_job {
 static int job_put(pg_conn *c, void *arg)
 {
     put_job *j = arg;
-    static const char *const SQL[2] = {
+    static const char *const SQL[STORE_UNIT_TYPES] = {
         "INSERT INTO message_vectors(seq, model, dim, vec)"
         " SELECT seq, $2, $3, $4::bytea FROM messages WHERE id = $1 AND updated_at = $5"
         " ON CONFLICT (seq) DO UPDATE SET model = excluded.model, dim = excluded.dim, vec = excluded.vec",
         "INSERT INTO knowledge_vectors(seq, model, dim, vec)"
         " SELECT seq, $2, $3, $4::bytea FROM knowledge WHERE id = $1 AND updated_at = $5"
+        " ON CONFLICT (seq) DO UPDATE SET model = excluded.model, dim = excluded.dim, vec = excluded.vec",
+        "INSERT INTO episode_vectors(seq, model, dim, vec)"
+        " SELECT seq, $2, $3, $4::bytea FROM episodes WHERE id = $1 AND updated_at = $5"
+        " ON CONFLICT (seq) DO UPDATE SET model = excluded.model, dim = excluded.dim, vec = excluded.vec",
+        "INSERT INTO fact_vectors(seq, model, dim, vec)"
+        " SELECT seq, $2, $3, $4::bytea FROM facts WHERE id = $1 AND updated_at = $5 AND status = 0"
         " ON CONFLICT (seq) DO UPDATE SET model = excluded.model, dim = excluded.dim, vec = excluded.vec",
     };
     const char *dim = pg_itoa(&j->a, j->dim);
@@ -169,12 +202,14 @@ static int job_put(pg_conn *c, void *arg)
         return STORE_ERROR;
     size_t stored = 0;
     for (size_t i = 0; i < j->n; i++) {
+        if (!valid_type((int)j->units[i].type) || !j->units[i].id || !j->units[i].version)
+            return STORE_ERROR;
         const char *hex = hex_bytea(&j->a, j->vecs + (size_t)j->dim * i, sizeof(float) * (size_t)j->dim);
         if (!hex)
             return STORE_ERROR;
         const char *p[5] = {j->units[i].id, j->model, dim, hex, j->units[i].version};
         long changed = 0;
-        int rc = pg_cmd(c, SQL[j->units[i].type == STORE_HIT_KNOWLEDGE], 5, p, &changed);
+        int rc = pg_cmd(c, SQL[j->units[i].type], 5, p, &changed);
         if (rc != STORE_OK)
             return rc;
         stored += changed > 0;
@@ -213,7 +248,13 @@ static int op_vectors_of_user(store *s, const char *user_id, const char *model, 
         " JOIN sessions s ON s.id = m.session_id WHERE m.user_id = $1 AND v.model = $2 AND v.dim = $3"
         " UNION ALL "
         "SELECT 1, k.id, NULL, NULL, v.vec FROM knowledge k JOIN knowledge_vectors v ON v.seq = k.seq"
-        " WHERE k.user_id = $1 AND v.model = $2 AND v.dim = $3",
+        " WHERE k.user_id = $1 AND v.model = $2 AND v.dim = $3"
+        " UNION ALL "
+        "SELECT 2, e.id, e.session_id, e.agent_id, v.vec FROM episodes e JOIN episode_vectors v ON v.seq = e.seq"
+        " WHERE e.user_id = $1 AND v.model = $2 AND v.dim = $3"
+        " UNION ALL "
+        "SELECT 3, x.id, x.session_id, x.agent_id, v.vec FROM facts x JOIN fact_vectors v ON v.seq = x.seq"
+        " WHERE x.user_id = $1 AND x.status = 0 AND v.model = $2 AND v.dim = $3",
         3, p, &rc);
     pg_reader_done(PGS(s), c);
     if (!r)
@@ -224,7 +265,7 @@ static int op_vectors_of_user(store *s, const char *user_id, const char *model, 
     for (int i = 0; v && i < rows && rc == STORE_OK; i++) {
         store_vector *e = &v[i];
         memset(e, 0, sizeof *e);
-        e->u.type = pg_get_int(r, i, 0) ? STORE_HIT_KNOWLEDGE : STORE_HIT_MESSAGE;
+        e->u.type = (enum store_hit_type)pg_get_int(r, i, 0);
         e->u.id = pg_dup(a, r, i, 1);
         e->u.user_id = user_id;
         e->u.session_id = pg_dup(a, r, i, 2);
@@ -244,11 +285,14 @@ static int op_vectors_of_user(store *s, const char *user_id, const char *model, 
     return rc;
 }
 
-static int read_hit(PGresult *r, int row, arena *a, void *dst)
+int pg_read_hit(PGresult *r, int row, arena *a, void *dst)
 {
     store_hit *h = dst;
     memset(h, 0, sizeof *h);
-    h->type = pg_get_int(r, row, 0) ? STORE_HIT_KNOWLEDGE : STORE_HIT_MESSAGE;
+    int type = pg_get_int(r, row, 0);
+    if (!valid_type(type))
+        return STORE_ERROR;
+    h->type = (enum store_hit_type)type;
     h->id = pg_dup(a, r, row, 1);
     h->content = pg_dup(a, r, row, 2);
     h->role = pg_dup(a, r, row, 3);
@@ -257,26 +301,45 @@ static int read_hit(PGresult *r, int row, arena *a, void *dst)
     h->session_id = pg_dup(a, r, row, 6);
     h->session_name = pg_dup(a, r, row, 7);
     h->agent_id = pg_dup(a, r, row, 8);
+    h->occurred_at = pg_dup(a, r, row, 9);
+    h->source_ids = pg_dup(a, r, row, 10);
+    h->fact_type = pg_dup(a, r, row, 11);
+    h->entities = pg_dup(a, r, row, 12);
+    h->valid_from = pg_dup(a, r, row, 13);
+    h->confidence = PQgetisnull(r, row, 14) ? 0 : strtod(PQgetvalue(r, row, 14), NULL);
+    if (PQnfields(r) > 15)
+        h->score = strtod(PQgetvalue(r, row, 15), NULL);
     return h->id && h->content ? STORE_OK : STORE_ERROR;
 }
 
 static int op_hits_get(store *s, enum store_hit_type type, const char *const *ids, size_t n, arena *a, store_hit **out,
                        size_t *n_out)
 {
-    static const char *const SQL[2] = {
-        "SELECT 0, m.id, m.content, m.role, m.created_at, m.updated_at, m.session_id, s.name, s.agent_id"
+    static const char *const SQL[STORE_UNIT_TYPES] = {
+        "SELECT 0, m.id, m.content, m.role, m.created_at, m.updated_at, m.session_id, s.name, s.agent_id,"
+        " " PG_HIT_NO_LAYER_COLS
         " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) JOIN messages m ON m.id = q.id"
         " JOIN sessions s ON s.id = m.session_id ORDER BY q.ord",
-        "SELECT 1, k.id, k.content, NULL, k.created_at, k.updated_at, NULL, NULL, NULL"
+        "SELECT 1, k.id, k.content, NULL, k.created_at, k.updated_at, NULL, NULL, NULL, " PG_HIT_NO_LAYER_COLS
         " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) JOIN knowledge k ON k.id = q.id ORDER BY q.ord",
+        "SELECT " PG_HIT_EPISODE_COLS
+        " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) JOIN episodes e ON e.id = q.id"
+        " LEFT JOIN sessions s ON s.id = e.session_id ORDER BY q.ord",
+        "SELECT " PG_HIT_FACT_COLS
+        " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord) JOIN facts x ON x.id = q.id AND x.status = 0"
+        " LEFT JOIN sessions s ON s.id = x.session_id ORDER BY q.ord",
     };
+    *out = NULL;
+    *n_out = 0;
+    if (!valid_type((int)type))
+        return STORE_ERROR;
     const char *p[1] = {pg_text_array(a, ids, n)};
     if (!p[0])
         return STORE_ERROR;
     pg_conn *c = pg_reader(PGS(s));
     if (!c)
         return STORE_UNAVAILABLE;
-    int rc = pg_collect(c, SQL[type == STORE_HIT_KNOWLEDGE], 1, p, a, sizeof **out, read_hit, (void **)out, n_out);
+    int rc = pg_collect(c, SQL[type], 1, p, a, sizeof **out, pg_read_hit, (void **)out, n_out);
     pg_reader_done(PGS(s), c);
     return rc;
 }

@@ -41,6 +41,7 @@ typedef struct sq_store {
     char *path;
     char *describe;
     ids_gen *ids;
+    int flushes; /* store_config.flushes: consolidations record flushes */
 
     /* read pool */
     sq_conn *readers;
@@ -105,6 +106,19 @@ int sq_step_done(sqlite3_stmt *st);
 /* Runs a stepping query for a single int64 (first column of first row); -1 on error. */
 int64_t sq_query_int(sq_conn *c, const char *sql, const char *arg);
 
+/* Hit records (keyword search, hits_get): every unit type selects these 15 columns, in this order, then
+ * optionally a score. */
+#define SQ_HIT_MESSAGE "0, m.id, m.content, m.role, m.created_at, m.updated_at, m.session_id, s.name, s.agent_id," \
+                       " NULL, NULL, NULL, NULL, NULL, 0"
+#define SQ_HIT_KNOWLEDGE "1, k.id, k.content, NULL, k.created_at, k.updated_at, NULL, NULL, NULL," \
+                         " NULL, NULL, NULL, NULL, NULL, 0"
+#define SQ_HIT_EPISODE "2, e.id, e.content, NULL, e.created_at, e.updated_at, e.session_id, s.name, e.agent_id," \
+                       " e.occurred_at, e.source_ids, NULL, NULL, NULL, 0"
+#define SQ_HIT_FACT "3, f.id, f.content, NULL, f.created_at, f.updated_at, f.session_id, s.name, f.agent_id," \
+                    " NULL, f.source_ids, f.fact_type, f.entities, f.valid_from, f.confidence"
+/* Reads those columns (and the score at column 15 when with_score) into a store_hit. */
+int sq_read_hit(sqlite3_stmt *st, arena *a, store_hit *h, int with_score);
+
 /* Operation groups (each file fills its part of the ops table) */
 void sq_ops_entities(store_ops *ops);
 void sq_ops_messages(store_ops *ops);
@@ -112,6 +126,13 @@ void sq_ops_knowledge(store_ops *ops);
 void sq_ops_search(store_ops *ops);
 void sq_ops_admin(store_ops *ops);
 void sq_ops_vectors(store_ops *ops);
+void sq_ops_layers(store_ops *ops);
+
+/* LLM layers (sq_layers.c). Inside a consolidating write: records one flush per session among the rounds
+ * `moved` (just turned consolidated) and points those rounds at it; *own_flush (may be NULL) gets the flush
+ * of own_session. Nothing when flushes are off or n is 0. */
+int sq_flushes_record(sq_store *s, sq_conn *c, const char *const *moved, size_t n, const char *own_session,
+                      arena *a, const char **own_flush);
 
 #define SQ(s) ((sq_store *)(s))
 

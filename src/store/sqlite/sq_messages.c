@@ -1,7 +1,8 @@
 /* sq_messages — rounds, messages and their chunk views in SQLite.
  *
  * A round is one add call; its messages share its created_at and keep input order through their rowid
- * (rid), which orders ties. A message is buffered exactly while its round's status is 0. */
+ * (rid), which orders ties. A message is buffered exactly while its round's status is 0. A consolidation
+ * records its flushes for the LLM layers in the same transaction (sq_flushes_record, sq_layers.c). */
 #include "store/sqlite/sq.h"
 #include "util/timeutil.h"
 
@@ -46,15 +47,46 @@ typedef struct add_job {
     store_added *out;
 } add_job;
 
-static int consolidate_ids(sq_conn *c, const char *const *ids, size_t n, arena *a)
+/* Marks the named rounds consolidated and, with flushes on, records the flushes of those that were still
+ * buffered (plus `also`, the add's own new round when it is stored consolidated). *own_flush: the flush of
+ * own_session (the add's). */
+static int consolidate_ids(sq_store *s, sq_conn *c, const char *const *ids, size_t n, const char *also,
+                           const char *own_session, arena *a, const char **own_flush)
 {
-    if (n == 0)
-        return STORE_OK;
-    sqlite3_stmt *st = sq_prepare(c, "UPDATE rounds SET status = 1 WHERE status = 0 AND id IN"
-                                     " (SELECT value FROM json_each(?1))");
-    if (!st || sq_bind_id_array(st, 1, ids, n, a) != SQLITE_OK)
-        return STORE_ERROR;
-    return sq_step_done(st);
+    const char **moved = NULL;
+    size_t n_moved = 0;
+    if (s->flushes) {
+        moved = arena_alloc(a, (n + 1) * sizeof *moved);
+        if (!moved)
+            return STORE_ERROR;
+        if (also)
+            moved[n_moved++] = also;
+        if (n) {
+            sqlite3_stmt *st = sq_prepare(c, "SELECT id FROM rounds WHERE status = 0 AND id IN"
+                                             " (SELECT value FROM json_each(?1))");
+            if (!st || sq_bind_id_array(st, 1, ids, n, a) != SQLITE_OK)
+                return STORE_ERROR;
+            int r;
+            while ((r = sqlite3_step(st)) == SQLITE_ROW && n_moved <= n)
+                if (!(moved[n_moved++] = sq_col_dup(a, st, 0))) {
+                    sqlite3_reset(st);
+                    return STORE_ERROR;
+                }
+            sqlite3_reset(st);
+            if (r != SQLITE_DONE && r != SQLITE_ROW)
+                return sq_rc(r);
+        }
+    }
+    if (n) {
+        sqlite3_stmt *st = sq_prepare(c, "UPDATE rounds SET status = 1 WHERE status = 0 AND id IN"
+                                         " (SELECT value FROM json_each(?1))");
+        if (!st || sq_bind_id_array(st, 1, ids, n, a) != SQLITE_OK)
+            return STORE_ERROR;
+        int rc = sq_step_done(st);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    return sq_flushes_record(s, c, moved, n_moved, own_session, a, own_flush);
 }
 
 static int job_add(sq_conn *c, void *arg)
@@ -113,7 +145,9 @@ static int job_add(sq_conn *c, void *arg)
         if (!(ids[i] = arena_strdup(j->a, id)))
             return STORE_ERROR;
     }
-    if ((rc = consolidate_ids(c, j->consolidate, j->n_consolidate, j->a)) != STORE_OK)
+    j->out->flush_id = NULL;
+    if ((rc = consolidate_ids(j->s, c, j->consolidate, j->n_consolidate, j->consolidate_new ? round_id : NULL,
+                              j->session_id, j->a, &j->out->flush_id)) != STORE_OK)
         return rc;
     j->out->round_id = arena_strdup(j->a, round_id);
     j->out->created_at = arena_strdup(j->a, now);
@@ -315,6 +349,7 @@ static int op_round_get(store *s, const char *id, arena *a, store_round *out)
 }
 
 typedef struct consolidate_job {
+    sq_store *s;
     const char *const *ids;
     size_t n;
     arena a;
@@ -323,12 +358,12 @@ typedef struct consolidate_job {
 static int job_consolidate(sq_conn *c, void *arg)
 {
     consolidate_job *j = arg;
-    return consolidate_ids(c, j->ids, j->n, &j->a);
+    return consolidate_ids(j->s, c, j->ids, j->n, NULL, NULL, &j->a, NULL);
 }
 
 static int op_rounds_consolidate(store *s, const char *const *ids, size_t n)
 {
-    consolidate_job j = {.ids = ids, .n = n};
+    consolidate_job j = {.s = SQ(s), .ids = ids, .n = n};
     arena_init(&j.a);
     int rc = sq_write(SQ(s), job_consolidate, &j);
     arena_free(&j.a);

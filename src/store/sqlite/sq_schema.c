@@ -4,7 +4,9 @@
  * The version lives in PRAGMA user_version. Migration N takes the schema from version N-1 to N; all
  * pending migrations run in one transaction at open, so a crash mid-migration leaves the old version.
  * Keyword indexes (FTS5, porter + unicode61 without diacritics) are kept in sync by triggers, so they
- * change in the same transaction as the rows they index, cascaded deletes included. */
+ * change in the same transaction as the rows they index, cascaded deletes included. Migration 2 adds the
+ * LLM layers (flushes, episodes, facts and their vectors; sq_layers.c); a version-1 database migrates in
+ * place at open. */
 #include "store/sqlite/sq.h"
 #include "util/log.h"
 
@@ -77,6 +79,81 @@ static const char *const migrations[] = {
     "CREATE TRIGGER knowledge_au AFTER UPDATE OF content ON knowledge BEGIN"
     "  UPDATE knowledge_fts SET body = new.content WHERE rowid = old.rid;"
     "  DELETE FROM knowledge_vectors WHERE rid = old.rid; END;",
+
+    /* 2: the LLM layers (sq_layers.c). A flush is one consolidation of one session's rounds (rounds.flush_id
+     * names it); episodes (M1) and facts (M2) come from flushes and carry the flush's user, session and
+     * agent, so deleting any of those takes them along. Facts keep their lineage: supersedes /
+     * superseded_by point at other facts and become NULL when those are deleted. Only current facts
+     * (status 0) are units: they alone are in fact_fts, and retiring a fact drops its vector. */
+    "CREATE TABLE flushes("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  agent_id TEXT NOT NULL, created_at TEXT NOT NULL,"
+    "  m1_state INTEGER NOT NULL DEFAULT 0, m2_state INTEGER NOT NULL DEFAULT 0,"
+    "  m1_attempts INTEGER NOT NULL DEFAULT 0, m2_attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at TEXT, last_error TEXT);"
+    "CREATE INDEX flushes_pending ON flushes(id) WHERE m1_state = 0 OR m2_state = 0;"
+    "CREATE INDEX flushes_user ON flushes(user_id);"
+    "CREATE INDEX flushes_session ON flushes(session_id);"
+    "ALTER TABLE rounds ADD COLUMN flush_id TEXT REFERENCES flushes(id) ON DELETE SET NULL;"
+    "CREATE INDEX rounds_flush ON rounds(flush_id) WHERE flush_id IS NOT NULL;"
+    "CREATE TABLE episodes("
+    "  rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  agent_id TEXT NOT NULL,"
+    "  flush_id TEXT NOT NULL REFERENCES flushes(id) ON DELETE CASCADE,"
+    "  content TEXT NOT NULL, occurred_at TEXT, participants TEXT, source_ids TEXT,"
+    "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE INDEX episodes_user ON episodes(user_id, created_at);"
+    "CREATE INDEX episodes_session ON episodes(session_id, created_at);"
+    "CREATE INDEX episodes_flush ON episodes(flush_id);"
+    "CREATE TABLE facts("
+    "  rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  session_id TEXT REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  agent_id TEXT,"
+    "  flush_id TEXT REFERENCES flushes(id) ON DELETE CASCADE,"
+    "  episode_id TEXT REFERENCES episodes(id) ON DELETE SET NULL,"
+    "  content TEXT NOT NULL, fact_type TEXT, entities TEXT, source_ids TEXT, content_hash TEXT,"
+    "  confidence REAL NOT NULL DEFAULT 0, status INTEGER NOT NULL DEFAULT 0,"
+    "  valid_from TEXT NOT NULL, valid_to TEXT,"
+    "  superseded_by TEXT REFERENCES facts(id) ON DELETE SET NULL,"
+    "  supersedes TEXT REFERENCES facts(id) ON DELETE SET NULL,"
+    "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE INDEX facts_user ON facts(user_id, created_at);"
+    "CREATE INDEX facts_hash ON facts(user_id, content_hash) WHERE status = 0;"
+    "CREATE INDEX facts_session ON facts(session_id);"
+    "CREATE INDEX facts_flush ON facts(flush_id);"
+    "CREATE INDEX facts_episode ON facts(episode_id);"
+    "CREATE INDEX facts_supersedes ON facts(supersedes);"
+    "CREATE INDEX facts_superseded_by ON facts(superseded_by);"
+    "CREATE TABLE episode_vectors("
+    "  rid INTEGER PRIMARY KEY REFERENCES episodes(rid) ON DELETE CASCADE,"
+    "  model TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL);"
+    "CREATE TABLE fact_vectors("
+    "  rid INTEGER PRIMARY KEY REFERENCES facts(rid) ON DELETE CASCADE,"
+    "  model TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL);"
+    "CREATE VIRTUAL TABLE episode_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE VIRTUAL TABLE fact_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER episodes_ai AFTER INSERT ON episodes BEGIN"
+    "  INSERT INTO episode_fts(rowid, body) VALUES (new.rid, new.content); END;"
+    "CREATE TRIGGER episodes_ad AFTER DELETE ON episodes BEGIN"
+    "  DELETE FROM episode_fts WHERE rowid = old.rid; END;"
+    "CREATE TRIGGER episodes_au AFTER UPDATE OF content ON episodes BEGIN"
+    "  UPDATE episode_fts SET body = new.content WHERE rowid = old.rid;"
+    "  DELETE FROM episode_vectors WHERE rid = old.rid; END;"
+    "CREATE TRIGGER facts_ai AFTER INSERT ON facts WHEN new.status = 0 BEGIN"
+    "  INSERT INTO fact_fts(rowid, body) VALUES (new.rid, new.content); END;"
+    "CREATE TRIGGER facts_ad AFTER DELETE ON facts BEGIN"
+    "  DELETE FROM fact_fts WHERE rowid = old.rid; END;"
+    /* a text change or a retirement: out of the keyword index and without a vector; back in while current */
+    "CREATE TRIGGER facts_au AFTER UPDATE OF content, status ON facts"
+    "  WHEN new.content IS NOT old.content OR new.status IS NOT old.status BEGIN"
+    "  DELETE FROM fact_fts WHERE rowid = old.rid;"
+    "  DELETE FROM fact_vectors WHERE rid = old.rid;"
+    "  INSERT INTO fact_fts(rowid, body) SELECT new.rid, new.content WHERE new.status = 0; END;",
 };
 
 const int SQ_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
@@ -88,12 +165,16 @@ static const char *const expected_objects[] = {
     "rounds_session", "rounds_buffered", "messages_session_time", "messages_round", "messages_user",
     "knowledge_user", "api_keys_user", "messages_ai", "messages_ad", "messages_au", "knowledge_ai",
     "knowledge_ad", "knowledge_au",
+    "flushes", "flushes_pending", "flushes_user", "flushes_session", "rounds_flush", "episodes", "episodes_user",
+    "episodes_session", "episodes_flush", "facts", "facts_user", "facts_hash", "facts_session", "facts_flush",
+    "facts_episode", "facts_supersedes", "facts_superseded_by", "episode_vectors", "fact_vectors", "episode_fts",
+    "fact_fts", "episodes_ai", "episodes_ad", "episodes_au", "facts_ai", "facts_ad", "facts_au",
 };
 
 /* Tables in deletion order (children first) for reset. */
 static const char *const data_tables[] = {
-    "message_vectors", "knowledge_vectors", "api_keys", "knowledge", "messages",
-    "rounds", "sessions", "agents", "users",
+    "fact_vectors", "episode_vectors", "facts", "episodes", "message_vectors", "knowledge_vectors", "api_keys",
+    "knowledge", "messages", "rounds", "flushes", "sessions", "agents", "users",
 };
 
 int sq_schema_version(sq_conn *c) { return (int)sq_query_int(c, "PRAGMA user_version", NULL); }
@@ -158,11 +239,16 @@ static int op_counts(store *s, store_counts *out)
     out->messages = count_rows(c, "messages");
     out->knowledge = count_rows(c, "knowledge");
     out->api_keys = count_rows(c, "api_keys");
-    int64_t mv = count_rows(c, "message_vectors"), kv = count_rows(c, "knowledge_vectors");
-    out->vectors = mv < 0 || kv < 0 ? -1 : mv + kv;
+    out->vectors = sq_query_int(c, "SELECT (SELECT count(*) FROM message_vectors) + (SELECT count(*) FROM"
+                                   " knowledge_vectors) + (SELECT count(*) FROM episode_vectors) + (SELECT count(*)"
+                                   " FROM fact_vectors)", NULL);
+    out->episodes = count_rows(c, "episodes");
+    out->facts = sq_query_int(c, "SELECT count(*) FROM facts WHERE status = 0", NULL);
+    out->flushes_pending = sq_query_int(c, "SELECT count(*) FROM flushes WHERE m1_state = 0 OR m2_state = 0", NULL);
     sq_exec(c, "COMMIT");
     sq_reader_put(SQ(s), c);
-    return out->users < 0 || out->messages < 0 ? STORE_ERROR : STORE_OK;
+    return out->users < 0 || out->messages < 0 || out->vectors < 0 || out->flushes_pending < 0 ? STORE_ERROR
+                                                                                                 : STORE_OK;
 }
 
 static int job_reset(sq_conn *c, void *arg)
@@ -274,9 +360,40 @@ static int op_validate(store *s, char *report, size_t len)
         int64_t mf = sq_query_int(c, "SELECT count(*) FROM message_fts", NULL);
         int64_t k = sq_query_int(c, "SELECT count(*) FROM knowledge", NULL);
         int64_t kf = sq_query_int(c, "SELECT count(*) FROM knowledge_fts", NULL);
-        if (m != mf || k != kf) {
-            o += (size_t)snprintf(report + o, len - o, "keyword index out of sync (%lld/%lld, %lld/%lld); ",
-                                  (long long)m, (long long)mf, (long long)k, (long long)kf);
+        int64_t e = sq_query_int(c, "SELECT count(*) FROM episodes", NULL);
+        int64_t ef = sq_query_int(c, "SELECT count(*) FROM episode_fts", NULL);
+        int64_t f = sq_query_int(c, "SELECT count(*) FROM facts WHERE status = 0", NULL);
+        int64_t ff = sq_query_int(c, "SELECT count(*) FROM fact_fts", NULL);
+        if (m != mf || k != kf || e != ef || f != ff) {
+            o += (size_t)snprintf(report + o, len - o,
+                                  "keyword index out of sync (%lld/%lld, %lld/%lld, %lld/%lld, %lld/%lld); ",
+                                  (long long)m, (long long)mf, (long long)k, (long long)kf, (long long)e,
+                                  (long long)ef, (long long)f, (long long)ff);
+            ok = 0;
+        }
+        /* layer rows that disagree with their flush */
+        int64_t bad = sq_query_int(
+            c,
+            "SELECT (SELECT count(*) FROM rounds r JOIN flushes f ON f.id = r.flush_id"
+            "        WHERE f.session_id <> r.session_id)"
+            " + (SELECT count(*) FROM episodes e JOIN flushes f ON f.id = e.flush_id"
+            "    WHERE f.session_id <> e.session_id OR f.user_id <> e.user_id)"
+            " + (SELECT count(*) FROM facts x JOIN flushes f ON f.id = x.flush_id"
+            "    WHERE f.user_id <> x.user_id OR f.session_id IS NOT x.session_id)",
+            NULL);
+        if (bad != 0 && o < len) {
+            o += (size_t)snprintf(report + o, len - o, "%lld layer rows disagree with their flush; ", (long long)bad);
+            ok = 0;
+        }
+        /* only current facts are units (no vector once retired), and a current fact has no successor or end */
+        int64_t retired_vec = sq_query_int(
+            c, "SELECT count(*) FROM fact_vectors v JOIN facts x ON x.rid = v.rid WHERE x.status <> 0", NULL);
+        int64_t lineage = sq_query_int(
+            c, "SELECT count(*) FROM facts WHERE status = 0 AND (superseded_by IS NOT NULL OR valid_to IS NOT NULL)",
+            NULL);
+        if ((retired_vec != 0 || lineage != 0) && o < len) {
+            o += (size_t)snprintf(report + o, len - o, "%lld vectors of retired facts, %lld current facts retired; ",
+                                  (long long)retired_vec, (long long)lineage);
             ok = 0;
         }
     }

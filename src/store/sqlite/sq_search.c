@@ -1,8 +1,9 @@
-/* sq_search — keyword (BM25) search over a user's messages and knowledge with FTS5.
+/* sq_search — keyword (BM25) search over a user's messages, knowledge, episodes and current facts with FTS5.
  *
- * Terms are quoted as FTS5 strings and OR-ed, so no user text is ever read as query syntax. Messages and
- * knowledge are searched separately (each has its own index) and merged by score; the score is -bm25(),
- * which FTS5 keeps positive. */
+ * Terms are quoted as FTS5 strings and OR-ed, so no user text is ever read as query syntax. Each unit type
+ * has its own index and is searched separately (in one read transaction, so all see one snapshot); the
+ * results are merged by score; the score is -bm25(), which FTS5 keeps positive. Only current facts are in
+ * fact_fts (sq_schema.c's triggers). */
 #include "store/sqlite/sq.h"
 
 #include <stdlib.h>
@@ -34,34 +35,31 @@ static char *fts_query(arena *a, const char *const *terms, size_t n)
     return q;
 }
 
-static int read_msg_hit(sqlite3_stmt *st, arena *a, void *dst)
+int sq_read_hit(sqlite3_stmt *st, arena *a, store_hit *h, int with_score)
 {
-    store_hit *h = dst;
-    h->type = STORE_HIT_MESSAGE;
-    h->id = sq_col_dup(a, st, 0);
-    h->content = sq_col_dup(a, st, 1);
-    h->role = sq_col_dup(a, st, 2);
-    h->created_at = sq_col_dup(a, st, 3);
-    h->updated_at = sq_col_dup(a, st, 4);
-    h->session_id = sq_col_dup(a, st, 5);
-    h->session_name = sq_col_dup(a, st, 6);
-    h->agent_id = sq_col_dup(a, st, 7);
-    h->score = sqlite3_column_double(st, 8);
+    memset(h, 0, sizeof *h);
+    int t = sqlite3_column_int(st, 0);
+    h->type = t >= 0 && t < STORE_UNIT_TYPES ? (enum store_hit_type)t : STORE_HIT_MESSAGE;
+    h->id = sq_col_dup(a, st, 1);
+    h->content = sq_col_dup(a, st, 2);
+    h->role = sq_col_dup(a, st, 3);
+    h->created_at = sq_col_dup(a, st, 4);
+    h->updated_at = sq_col_dup(a, st, 5);
+    h->session_id = sq_col_dup(a, st, 6);
+    h->session_name = sq_col_dup(a, st, 7);
+    h->agent_id = sq_col_dup(a, st, 8);
+    h->occurred_at = sq_col_dup(a, st, 9);
+    h->source_ids = sq_col_dup(a, st, 10);
+    h->fact_type = sq_col_dup(a, st, 11);
+    h->entities = sq_col_dup(a, st, 12);
+    h->valid_from = sq_col_dup(a, st, 13);
+    h->confidence = sqlite3_column_double(st, 14);
+    if (with_score)
+        h->score = sqlite3_column_double(st, 15);
     return h->id && h->content ? STORE_OK : STORE_ERROR;
 }
 
-static int read_know_hit(sqlite3_stmt *st, arena *a, void *dst)
-{
-    store_hit *h = dst;
-    memset(h, 0, sizeof *h);
-    h->type = STORE_HIT_KNOWLEDGE;
-    h->id = sq_col_dup(a, st, 0);
-    h->content = sq_col_dup(a, st, 1);
-    h->created_at = sq_col_dup(a, st, 2);
-    h->updated_at = sq_col_dup(a, st, 3);
-    h->score = sqlite3_column_double(st, 4);
-    return h->id && h->content ? STORE_OK : STORE_ERROR;
-}
+static int read_scored_hit(sqlite3_stmt *st, arena *a, void *dst) { return sq_read_hit(st, a, dst, 1); }
 
 static int by_score_desc(const void *x, const void *y)
 {
@@ -71,65 +69,75 @@ static int by_score_desc(const void *x, const void *y)
     return strcmp(a->id, b->id);
 }
 
+/* Per unit type: ?1 the FTS5 query, ?2 the user, ?3 the agent (NULL: any), ?4 the limit. */
+static const char *const SEARCH[STORE_UNIT_TYPES] = {
+    "SELECT " SQ_HIT_MESSAGE ", -bm25(message_fts) AS score"
+    " FROM message_fts JOIN messages m ON m.rid = message_fts.rowid JOIN sessions s ON s.id = m.session_id"
+    " WHERE message_fts MATCH ?1 AND m.user_id = ?2 AND (?3 IS NULL OR s.agent_id = ?3)"
+    " ORDER BY score DESC LIMIT ?4",
+    "SELECT " SQ_HIT_KNOWLEDGE ", -bm25(knowledge_fts) AS score"
+    " FROM knowledge_fts JOIN knowledge k ON k.rid = knowledge_fts.rowid"
+    " WHERE knowledge_fts MATCH ?1 AND k.user_id = ?2 ORDER BY score DESC LIMIT ?4", /* no agent: user-wide */
+    "SELECT " SQ_HIT_EPISODE ", -bm25(episode_fts) AS score"
+    " FROM episode_fts JOIN episodes e ON e.rid = episode_fts.rowid JOIN sessions s ON s.id = e.session_id"
+    " WHERE episode_fts MATCH ?1 AND e.user_id = ?2 AND (?3 IS NULL OR e.agent_id = ?3)"
+    " ORDER BY score DESC LIMIT ?4",
+    "SELECT " SQ_HIT_FACT ", -bm25(fact_fts) AS score"
+    " FROM fact_fts JOIN facts f ON f.rid = fact_fts.rowid LEFT JOIN sessions s ON s.id = f.session_id"
+    " WHERE fact_fts MATCH ?1 AND f.user_id = ?2 AND f.status = 0 AND (?3 IS NULL OR f.agent_id = ?3)"
+    " ORDER BY score DESC LIMIT ?4",
+};
+
 static int op_search_keyword(store *s, const store_search *q, arena *a, store_hit **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (q->n_terms == 0 || q->limit <= 0 || (!q->include_messages && !q->include_knowledge))
+    const int include[STORE_UNIT_TYPES] = {q->include_messages, q->include_knowledge, q->include_episodes,
+                                           q->include_facts};
+    int any = 0;
+    for (int t = 0; t < STORE_UNIT_TYPES; t++)
+        any |= include[t];
+    if (q->n_terms == 0 || q->limit <= 0 || !any)
         return STORE_OK;
     char *match = fts_query(a, q->terms, q->n_terms);
     if (!match)
         return STORE_ERROR;
-    store_hit *mh = NULL, *kh = NULL;
-    size_t nm = 0, nk = 0;
+    store_hit *part[STORE_UNIT_TYPES] = {0};
+    size_t np[STORE_UNIT_TYPES] = {0}, total = 0;
     int rc = STORE_OK;
     sq_conn *c = sq_reader_get(SQ(s));
     sq_exec(c, "BEGIN");
-    if (q->include_messages) {
-        sqlite3_stmt *st = sq_prepare(c,
-            "SELECT m.id, m.content, m.role, m.created_at, m.updated_at, m.session_id, s.name, s.agent_id,"
-            " -bm25(message_fts) AS score"
-            " FROM message_fts JOIN messages m ON m.rid = message_fts.rowid JOIN sessions s ON s.id = m.session_id"
-            " WHERE message_fts MATCH ?1 AND m.user_id = ?2 AND (?3 IS NULL OR s.agent_id = ?3)"
-            " ORDER BY score DESC LIMIT ?4");
+    for (int t = 0; t < STORE_UNIT_TYPES && rc == STORE_OK; t++) {
+        if (!include[t])
+            continue;
+        sqlite3_stmt *st = sq_prepare(c, SEARCH[t]);
         if (!st) {
             rc = STORE_ERROR;
-        } else {
-            sq_bind_text(st, 1, match);
-            sq_bind_text(st, 2, q->user_id);
-            sq_bind_text(st, 3, q->agent_id);
-            sqlite3_bind_int(st, 4, q->limit);
-            rc = sq_collect(st, a, sizeof *mh, read_msg_hit, (size_t)-1, (void **)&mh, &nm);
+            break;
         }
-    }
-    if (rc == STORE_OK && q->include_knowledge) {
-        sqlite3_stmt *st = sq_prepare(c,
-            "SELECT k.id, k.content, k.created_at, k.updated_at, -bm25(knowledge_fts) AS score"
-            " FROM knowledge_fts JOIN knowledge k ON k.rid = knowledge_fts.rowid"
-            " WHERE knowledge_fts MATCH ?1 AND k.user_id = ?2 ORDER BY score DESC LIMIT ?3");
-        if (!st) {
-            rc = STORE_ERROR;
-        } else {
-            sq_bind_text(st, 1, match);
-            sq_bind_text(st, 2, q->user_id);
-            sqlite3_bind_int(st, 3, q->limit);
-            rc = sq_collect(st, a, sizeof *kh, read_know_hit, (size_t)-1, (void **)&kh, &nk);
-        }
+        sq_bind_text(st, 1, match);
+        sq_bind_text(st, 2, q->user_id);
+        sq_bind_text(st, 3, q->agent_id);
+        sqlite3_bind_int(st, 4, q->limit);
+        rc = sq_collect(st, a, sizeof(store_hit), read_scored_hit, (size_t)-1, (void **)&part[t], &np[t]);
+        total += np[t];
     }
     sq_exec(c, "COMMIT");
     sq_reader_put(SQ(s), c);
     if (rc != STORE_OK)
         return rc;
-    store_hit *all = arena_alloc(a, (nm + nk + 1) * sizeof *all);
+    store_hit *all = arena_alloc(a, (total + 1) * sizeof *all);
     if (!all)
         return STORE_ERROR;
-    if (nm)
-        memcpy(all, mh, nm * sizeof *all);
-    if (nk)
-        memcpy(all + nm, kh, nk * sizeof *all);
-    qsort(all, nm + nk, sizeof *all, by_score_desc);
+    size_t o = 0;
+    for (int t = 0; t < STORE_UNIT_TYPES; t++) {
+        if (np[t])
+            memcpy(all + o, part[t], np[t] * sizeof *all);
+        o += np[t];
+    }
+    qsort(all, total, sizeof *all, by_score_desc);
     *out = all;
-    *n = nm + nk < (size_t)q->limit ? nm + nk : (size_t)q->limit;
+    *n = total < (size_t)q->limit ? total : (size_t)q->limit;
     return STORE_OK;
 }
 

@@ -43,6 +43,7 @@ static void sq_ops_init(void)
     sq_ops_search(&sq_ops);
     sq_ops_admin(&sq_ops);
     sq_ops_vectors(&sq_ops);
+    sq_ops_layers(&sq_ops);
 }
 
 static int mkdir_p(const char *dir)
@@ -82,6 +83,7 @@ store *sq_store_open(const store_config *cfg, char *err, size_t errlen)
     }
     s->base.ops = &sq_ops;
     s->ids = cfg->ids;
+    s->flushes = cfg->flushes;
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_cond_init(&s->pool_cv, NULL);
     size_t plen = strlen(dir) + 16;
