@@ -163,3 +163,15 @@ VG_PYTEST ?= -m "not slow" tests/api
 valgrind:
 	$(MAKE) BUILD=build-vg OPT="-O1 -g" all
 	bash scripts/valgrind-suite.sh build-vg/memfuse $(VG_PYTEST)
+
+# --- DESIGN §7 benchmarks (issue 7; see BENCHMARKS.md "DESIGN.md §7 targets") ---------------------------
+# make benchmarks          runs bench/benchmarks.py: `memfuse bench` (health with nginx as the anchor, durable adds,
+#                          the chat workload, queries at 1k-30k memories per user), build/bench/embed_bench and the
+#                          recall tool; writes bench/results/ (JSON, the query-latency data and its gnuplot PNG) and
+#                          regenerates the §7 section of BENCHMARKS.md, leaving the other sections alone. About
+#                          seven minutes on 2 shared cores. FULL=1 adds the 100k-memories point (several more);
+#                          BENCH_SECONDS=S sets each scenario's duration (default 4).
+.PHONY: benchmarks
+benchmarks: deps
+	$(MAKE) all $(EMBED_BENCH)
+	/usr/bin/python3 bench/benchmarks.py --bin $(BUILD)/memfuse --embed-bench $(EMBED_BENCH) $(if $(FULL),--full)
