@@ -86,6 +86,17 @@ fuzz:
 
 fuzz-bins: $(FUZZ_BINS)
 
+# make fuzz-long  the long runs (RELIABILITY.md): each target in turn (FUZZ_TARGETS="fuzz_http ..." picks
+#                 some), FUZZ_LONG_RUNS executions (default 10 million) or FUZZ_LONG_SECONDS seconds
+#                 (default 2400) each, whichever comes first, under nice -n 19; logs in build-fuzz/long/.
+FUZZ_LONG_RUNS ?= 10000000
+FUZZ_LONG_SECONDS ?= 2400
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
+.PHONY: fuzz-long
+fuzz-long:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" fuzz-bins
+	@bash scripts/run-fuzz-long.sh $(FUZZ_LONG_RUNS) $(FUZZ_LONG_SECONDS) $(addprefix build-fuzz/fuzz/,$(FUZZ_TARGETS))
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
