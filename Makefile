@@ -89,6 +89,7 @@ fuzz-bins: $(FUZZ_BINS)
 # make fuzz-long  the long runs (RELIABILITY.md): each target in turn (FUZZ_TARGETS="fuzz_http ..." picks
 #                 some), FUZZ_LONG_RUNS executions (default 10 million) or FUZZ_LONG_SECONDS seconds
 #                 (default 2400) each, whichever comes first, under nice -n 19; logs in build-fuzz/long/.
+#                 FUZZ_CONTINUE=1 tops a run up from the corpus it left (build-fuzz/long/<name>.corpus).
 FUZZ_LONG_RUNS ?= 10000000
 FUZZ_LONG_SECONDS ?= 2400
 FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
