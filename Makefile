@@ -86,6 +86,18 @@ fuzz:
 
 fuzz-bins: $(FUZZ_BINS)
 
+# make fuzz-long  the long runs (RELIABILITY.md): each target in turn (FUZZ_TARGETS="fuzz_http ..." picks
+#                 some), FUZZ_LONG_RUNS executions (default 10 million) or FUZZ_LONG_SECONDS seconds
+#                 (default 2400) each, whichever comes first, under nice -n 19; logs in build-fuzz/long/.
+#                 FUZZ_CONTINUE=1 tops a run up from the corpus it left (build-fuzz/long/<name>.corpus).
+FUZZ_LONG_RUNS ?= 10000000
+FUZZ_LONG_SECONDS ?= 2400
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
+.PHONY: fuzz-long
+fuzz-long:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" fuzz-bins
+	@bash scripts/run-fuzz-long.sh $(FUZZ_LONG_RUNS) $(FUZZ_LONG_SECONDS) $(addprefix build-fuzz/fuzz/,$(FUZZ_TARGETS))
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS)
@@ -175,3 +187,14 @@ valgrind:
 benchmarks: deps
 	$(MAKE) all $(EMBED_BENCH)
 	/usr/bin/python3 bench/benchmarks.py --bin $(BUILD)/memfuse --embed-bench $(EMBED_BENCH) $(if $(FULL),--full)
+
+# make soak       one million mixed requests (bench/soak.lua through wrk: adds balanced by deletes, updates,
+#                 lists, queries, reads, gets, health) against build/memfuse on loopback, sampling RSS, fds
+#                 and threads every 2 s; prints a JSON report (SOAK_OUT=file to keep it) and fails on any
+#                 non-2xx answer, fd/thread growth or an unclean exit. ~3 min here; SOAK_REQUESTS=N for another size.
+SOAK_REQUESTS ?= 1000000
+SOAK_OUT ?=
+.PHONY: soak
+soak: $(BUILD)/memfuse
+	/usr/bin/python3 bench/soak.py --bin $(abspath $(BUILD)/memfuse) --requests $(SOAK_REQUESTS) \
+	  $(if $(SOAK_OUT),--out $(SOAK_OUT))

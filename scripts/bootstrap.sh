@@ -10,7 +10,7 @@ PKGS=(
   libopenblas-dev libutf8proc-dev libxxhash-dev libcmocka-dev
   python3 python3-pytest python3-requests
   postgresql-15 nodejs npm
-  gnuplot-nox
+  gnuplot-nox valgrind wrk
 )
 
 missing=()

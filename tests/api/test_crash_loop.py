@@ -3,7 +3,10 @@ updates and deletes, restarting it each time. After every restart:
   - every add that got 201 is present with its content (unless a later acknowledged delete removed it);
   - every acknowledged update shows its new text, every acknowledged delete is gone;
   - a write that got no answer is either fully there or fully absent (a round is never half-stored);
-  - every live message is findable by keyword at once, and by vector once the pipeline has caught up;
+  - an update or delete that got no answer happened wholly or not at all: the message has the old text or
+    the new one (and the keyword index finds it by the text it has), or it is gone entirely;
+  - every live message is findable by keyword at once, and by vector once the pipeline has caught up
+    (checked after every restart, on a sample);
   - `memfuse db validate` passes (integrity, foreign keys, keyword index in sync).
 The loop checks that it really killed while writes were in flight (a request that was sent and got its
 connection reset, not only refused connections afterwards) in most cycles.
@@ -33,6 +36,9 @@ class Ledger:
         self.deleted = set()
         self.rounds = []         # acknowledged rounds: list of ids
         self.unknown = []        # rounds sent without an answer: list of contents (all-or-nothing)
+        self.unsure_updates = []  # (id, new text) of updates sent without an answer, this cycle
+        self.unsure_deletes = []  # ids of deletes sent without an answer, this cycle
+        self.settled = {"update applied": 0, "update not applied": 0, "delete applied": 0, "delete not applied": 0}
         self.in_flight = 0       # requests cut by the kill after they were sent (reset, not refused)
 
 
@@ -79,12 +85,52 @@ def writer(root, sid, tag, stop, led, seed):
             if op < 0.7 or len(live) < 4:
                 with led.lock:
                     led.unknown.append(texts)
-            # an update or delete without an answer may or may not have happened: forget what we knew
-            elif op >= 0.7:
+            # an update or delete without an answer may or may not have happened: settled after the restart
+            elif op < 0.85:
                 with led.lock:
-                    led.content.pop(mid, None)
-                    led.deleted.discard(mid)
+                    led.unsure_updates.append((mid, text))
+            else:
+                with led.lock:
+                    led.unsure_deletes.append(mid)
             return  # the server is gone
+
+
+def settle_unanswered(api, uid, sid, led, cycle):
+    """Updates and deletes cut by the kill: each happened wholly or not at all. Afterwards the ledger knows."""
+    with led.lock:
+        updates, led.unsure_updates = led.unsure_updates, []
+        deletes, led.unsure_deletes = led.unsure_deletes, []
+    new_texts = {}
+    for mid, text in updates:
+        new_texts.setdefault(mid, set()).add(text)
+    for mid in set(new_texts) | set(deletes):
+        r = api.post(f"/sessions/{sid}/messages/read", json={"message_ids": [mid]})
+        if r.status_code == 404:
+            assert mid in deletes or mid in led.deleted, f"cycle {cycle}: {mid} vanished without a delete"
+            led.settled["delete applied" if mid in deletes else "update not applied"] += 1
+            led.deleted.add(mid)
+            continue
+        got = ok(r)["messages"][0]["content"]
+        allowed = new_texts.get(mid, set()) | {led.content.get(mid)}
+        assert got in allowed, f"cycle {cycle}: {mid} has {got!r}, neither acknowledged nor sent: {allowed}"
+        res = ok(api.post(f"/users/{uid}/query", json={"query": got, "store_type": "keyword", "top_k": 20}))
+        assert mid in [h["id"] for h in res["results"]], \
+            f"cycle {cycle}: {mid} (after an unanswered write) not findable by its text {got!r}"
+        if mid in new_texts:
+            led.settled["update applied" if got in new_texts[mid] else "update not applied"] += 1
+        if mid in deletes:
+            led.settled["delete not applied"] += 1
+        led.content[mid] = got
+
+
+def wait_for_vectors(api, uid, cycle, seconds=30):
+    deadline = time.monotonic() + seconds
+    while True:
+        st = ok(api.get("/chunks/stats", params={"user_id": uid}))
+        if st["by_store"]["vector"] >= st["total_chunks"]:
+            return
+        assert time.monotonic() < deadline, f"cycle {cycle}: the embedding pipeline did not catch up: {st}"
+        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -115,6 +161,7 @@ def test_kill9_loop_under_mixed_writes(spawn):
             cut += led.in_flight > flying
         srv.restart()
         api = srv.api()
+        settle_unanswered(api, u["id"], s["id"], led, cycle)
         with led.lock:
             content = dict(led.content)
             deleted = set(led.deleted)
@@ -142,6 +189,13 @@ def test_kill9_loop_under_mixed_writes(spawn):
         for i in random.Random(cycle).sample(live, min(10, len(live))):
             res = ok(api.post(f"/users/{u['id']}/query", json={"query": content[i], "store_type": "keyword", "top_k": 20}))
             assert i in [r["id"] for r in res["results"]], f"cycle {cycle}: {i} not findable by keyword"
+        # and by vector once the pipeline has caught up with what the restart found unembedded (sample)
+        wait_for_vectors(api, u["id"], cycle)
+        for i in random.Random(cycle + 1000).sample(live, min(5, len(live))):
+            res = ok(api.post(f"/users/{u['id']}/query", json={"query": content[i], "store_type": "vector", "top_k": 5}))
+            assert i in [r["id"] for r in res["results"]], f"cycle {cycle}: {i} not findable by vector"
+    print(f"crash loop: {len(led.rounds)} rounds acknowledged, {len(led.unknown)} unanswered; "
+          f"unanswered updates/deletes settled: {led.settled}")
     # the kills hit writes in flight (not only idle moments between requests)
     assert cut >= CYCLES // 2, f"only {cut} of {CYCLES} kills cut a request in flight"
     # the loop really wrote, updated and deleted (a quiet run would prove nothing)

@@ -1,7 +1,10 @@
-/* libFuzzer target for the embedders' text front end: the SentencePiece tokenizer (on the real USE-lite
- * vocabulary when models/use-lite is present, and always on a small vocabulary with the real one's
- * oddities: null and positive scores, duplicates, pieces whose first character is not a piece), NFKC
- * normalisation of arbitrary bytes, and the JSON quoting used for requests and CLI output.
+/* libFuzzer target for both tokenizers. The embedders' text front end: the SentencePiece tokenizer (on the
+ * real USE-lite vocabulary when models/use-lite is present, and always on a small vocabulary with the real
+ * one's oddities: null and positive scores, duplicates, pieces whose first character is not a piece), NFKC
+ * normalisation of arbitrary bytes, and the JSON quoting used for requests and CLI output. And the keyword
+ * tokenizer (src/search/terms.c, a query's BM25 terms): at most TERMS_MAX terms, each non-empty, at most
+ * TERM_MAX_BYTES, made of word bytes only, ASCII lower-cased, no duplicates, never cut inside a UTF-8
+ * sequence the input had whole, and either no stop word or nothing but stop words.
  * Input: byte 0 picks the vocabulary, the rest is the text. Checked: no crash or sanitizer report; every
  * id in range; at most one id per code point (+1 for the leading U+2581); the same result with a short
  * output buffer; the quoted text parses back as a JSON string. */
@@ -14,11 +17,51 @@
 
 #include "embed/embed_utf8.h"
 #include "embed/spm.h"
+#include "search/terms.h"
+#include "util/arena.h"
 
 static spm *real_vocab, *small_vocab; /* built once per fuzzing process */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int word_byte(unsigned char c) {
+    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static void check_terms(const char *text, size_t len) {
+    char *z = malloc(len + 1);
+    if (!z) return;
+    memcpy(z, text, len);
+    z[len] = 0;
+    arena a;
+    arena_init(&a);
+    size_t n = 0;
+    const char **t = terms_extract(&a, z, &n);
+    if (!t || n > TERMS_MAX) abort();
+    int stops = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(t[i]);
+        if (l == 0 || l > TERM_MAX_BYTES) abort();
+        for (size_t k = 0; k < l; k++) {
+            unsigned char c = (unsigned char)t[i][k];
+            if (!word_byte(c) || (c >= 'A' && c <= 'Z')) abort();
+        }
+        /* the term starts a word of the input (case-insensitively), and where it was cut at
+         * TERM_MAX_BYTES the next byte there does not continue a UTF-8 sequence */
+        int found = 0;
+        for (const char *at = strcasestr(z, t[i]); at && !found; at = strcasestr(at + 1, t[i]))
+            found = (at == z || !word_byte((unsigned char)at[-1])) &&
+                    (l < TERM_MAX_BYTES || ((unsigned char)at[l] & 0xC0) != 0x80);
+        if (!found) abort();
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t[i], t[j]) == 0) abort();
+        stops += terms_is_stopword(t[i]);
+    }
+    if (stops != 0 && (size_t)stops != n) abort();
+    arena_free(&a);
+    free(z);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
@@ -43,6 +86,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
+    check_terms((const char *)data + 1, size - 1);
     spm *s = (data[0] & 1) && real_vocab ? real_vocab : small_vocab;
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
