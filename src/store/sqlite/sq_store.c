@@ -112,6 +112,9 @@ store *sq_store_open(const store_config *cfg, char *err, size_t errlen)
             s->n_readers = i;
             goto fail;
         }
+        /* one read now, so the connection opens its WAL and shared-memory files at start: the process's
+         * file descriptors are then constant under load instead of growing as more readers first read */
+        sq_exec(&s->readers[i], "SELECT count(*) FROM sqlite_master");
         s->readers[i].next_free = s->free_readers;
         s->free_readers = &s->readers[i];
     }
