@@ -558,6 +558,24 @@ def test_hostile_json_bodies_are_422_on_every_body_route(api, body_world, method
     invalid(r)
 
 
+# write routes that read no body (a body sent to them is ignored)
+NO_BODY_ROUTES = {("DELETE", "/users/{}"), ("DELETE", "/agents/{}"), ("DELETE", "/sessions/{}"),
+                  ("DELETE", "/users/{}/api-keys/{}"), ("DELETE", "/users/{}/facts/{}")}
+
+
+def test_body_routes_cover_every_write_route():
+    """Fails when the server gains a POST/PUT/DELETE route that is in neither BODY_ROUTES nor NO_BODY_ROUTES."""
+    import re
+    from pathlib import Path
+    src = (Path(__file__).resolve().parents[2] / "src" / "api" / "routes.c").read_text()
+    server = {(m, p) for m, p in re.findall(r'\{\s*"(POST|PUT|DELETE)",\s*V1\s+"([^"]+)"', src)}
+    assert len(server) >= 15, f"could not read the route table of src/api/routes.c: {sorted(server)}"
+    listed = {(m, re.sub(r"\{[a-z]+\}", "{}", p)) for m, p in BODY_ROUTES}
+    missing = sorted(server - listed - NO_BODY_ROUTES)
+    assert not missing, f"write routes the hostile-JSON battery does not know: {missing} (add them to " \
+                        f"BODY_ROUTES or NO_BODY_ROUTES)"
+
+
 def test_hostile_json_bodies_stored_nothing(api, body_world):
     """Runs after the parametrized battery above (file order): nothing of the world changed."""
     w = body_world
