@@ -108,6 +108,18 @@ static int64_t backoff_ms(const flushmgr *fm, int attempts)
     return d + (d / 4 > 0 ? (int64_t)((uint64_t)time_mono_ns() % (uint64_t)(d / 4)) : 0);
 }
 
+/* A failed job is due again at `at` (monotonic ms): a scan then finds it in the store. Kept apart from
+ * scan_at_ms, so that a scan running meanwhile, or one asked for sooner, cannot use the retry up before it
+ * is due (fm->mu not held). */
+static void retry_at(flushmgr *fm, int64_t at)
+{
+    pthread_mutex_lock(&fm->mu);
+    if (!fm->retry_at_ms || at < fm->retry_at_ms)
+        fm->retry_at_ms = at;
+    pthread_cond_broadcast(&fm->cv);
+    pthread_mutex_unlock(&fm->mu);
+}
+
 /* Runs one job (fm->mu not held). */
 static void run_job(flushmgr *fm, const fm_job *j, arena *a)
 {
@@ -119,11 +131,7 @@ static void run_job(flushmgr *fm, const fm_job *j, arena *a)
     }
     if (rc != STORE_OK) {
         log_warn("flush manager: reading flush %s failed: %s (will retry)", j->flush_id, store_rc_name(rc));
-        pthread_mutex_lock(&fm->mu);
-        fm->behind = 1;
-        if (!fm->scan_at_ms || fm->scan_at_ms > now_ms() + 1000)
-            fm->scan_at_ms = now_ms() + 1000;
-        pthread_mutex_unlock(&fm->mu);
+        retry_at(fm, now_ms() + 1000);
         return;
     }
     if (f.state[j->layer] != STORE_LAYER_PENDING)
@@ -158,12 +166,7 @@ static void run_job(flushmgr *fm, const fm_job *j, arena *a)
         log_warn("flush manager: recording the failure of flush %s failed: %s", j->flush_id, store_rc_name(rc));
     if (give_up && rc == STORE_OK)
         return;
-    pthread_mutex_lock(&fm->mu);
-    fm->behind = 1;
-    int64_t at = now_ms() + (rc == STORE_OK ? delay : 1000);
-    if (!fm->scan_at_ms || at < fm->scan_at_ms)
-        fm->scan_at_ms = at;
-    pthread_mutex_unlock(&fm->mu);
+    retry_at(fm, now_ms() + (rc == STORE_OK ? delay : 1000));
 }
 
 /* One full scan of the store's due pending flushes into the queue (fm->mu not held). 0, or -1 on failure. */
@@ -223,6 +226,11 @@ static void *worker(void *arg)
             pthread_cond_broadcast(&fm->cv); /* a user's next M2 may run now */
             continue;
         }
+        if (fm->retry_at_ms && now_ms() >= fm->retry_at_ms) { /* a retry came due: scan for it now */
+            fm->retry_at_ms = 0;
+            fm->behind = 1;
+            fm->scan_at_ms = 0;
+        }
         if (fm->behind && !fm->scanning && now_ms() >= fm->scan_at_ms) {
             fm->behind = 0;
             fm->scanning = 1;
@@ -238,19 +246,19 @@ static void *worker(void *arg)
             if (rc != 0) { /* failed, or the queue filled: scan again later */
                 fm->behind = 1;
                 fm->scan_at_ms = now_ms() + (rc < 0 ? 1000 : 100);
-            } else {
+            } else if (!fm->behind) { /* (asked again during the scan: keep that request) */
                 fm->scan_at_ms = 0;
             }
             continue;
         }
-        if (fm->behind && !fm->scanning) {
-            timed_wait(fm, fm->scan_at_ms);
-        } else {
-            /* idle: look again now and then (retries that came due, flushes other processes recorded) */
-            timed_wait(fm, now_ms() + FLUSHMGR_RESCAN_MS);
-            if (!fm->scanning && now_ms() - fm->last_scan_ms >= FLUSHMGR_RESCAN_MS)
-                fm->behind = 1;
-        }
+        int64_t until = fm->behind && !fm->scanning ? fm->scan_at_ms : now_ms() + FLUSHMGR_RESCAN_MS;
+        if (fm->retry_at_ms && fm->retry_at_ms < until)
+            until = fm->retry_at_ms;
+        int idle = !fm->behind || fm->scanning;
+        timed_wait(fm, until);
+        /* idle: look again now and then (flushes other processes on the database recorded) */
+        if (idle && !fm->scanning && now_ms() - fm->last_scan_ms >= FLUSHMGR_RESCAN_MS)
+            fm->behind = 1;
     }
     pthread_mutex_unlock(&fm->mu);
     arena_free(&a);

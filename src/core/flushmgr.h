@@ -10,9 +10,10 @@
  * while the store still marks it pending. So nothing is lost when the queue is full or the process dies: a
  * push that does not fit marks the manager behind, and a worker with nothing queued then scans the store
  * for pending flushes whose retry time has come (store.flushes_pending) — also at start, where it takes
- * every pending flush at once (the work a crash or shutdown left), and every FLUSHMGR_RESCAN_MS when idle
- * (retries that came due, flushes another process on the same database recorded). A failed layer is recorded in the store (attempts, error, next
- * attempt after an exponential backoff with jitter); unusable model output is given up on after
+ * every pending flush at once (the work a crash or shutdown left), when a failed layer's retry comes due,
+ * and every FLUSHMGR_RESCAN_MS when idle (flushes another process on the same database recorded). A
+ * failed layer is recorded in the store (attempts, error, next attempt after an exponential backoff with
+ * jitter); unusable model output is given up on after
  * bad_output_attempts, anything else (LLM or store down) after max_attempts.
  *
  * A job already queued or running is not queued twice; M2 jobs of one user never run at once (each M2
@@ -61,7 +62,8 @@ typedef struct flushmgr {
     int behind;                 /* the store may hold pending jobs that are not queued */
     int scanning, scanned_once; /* the first scan takes every pending flush, due or not */
     int64_t last_scan_ms;
-    int64_t scan_at_ms;         /* no scan before this (monotonic ms): the earliest retry */
+    int64_t scan_at_ms;         /* no scan before this (monotonic ms) */
+    int64_t retry_at_ms;        /* the earliest failed job's retry time (monotonic ms), 0: none */
     int stopping, n_threads;
     pthread_t threads[FLUSHMGR_MAX_WORKERS];
     _Atomic uint64_t pushed, done[3], failed[3], gave_up[3], gone, scans;
