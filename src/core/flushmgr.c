@@ -11,18 +11,22 @@
 
 static int64_t now_ms(void) { return time_mono_ns() / 1000000; }
 
+/* Waits (fm->mu held, released meanwhile) until until_ms, at most FLUSHMGR_POLL_MS: workers poll rather
+ * than sleep on a condition variable. Under load, pthread_cond_timedwait timing out while another thread
+ * broadcast deadlocked inside glibc 2.36's condvar (every thread stuck in its internal lock; seen three
+ * times in test_flushmgr); a job waits at most a poll interval longer this way, beside LLM calls of
+ * tens of milliseconds and more. */
 static void timed_wait(flushmgr *fm, int64_t until_ms)
 {
     int64_t ms = until_ms - now_ms();
     if (ms < 1)
         ms = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&fm->cv, &fm->mu, &ts);
+    if (ms > FLUSHMGR_POLL_MS)
+        ms = FLUSHMGR_POLL_MS;
+    struct timespec ts = {0, (long)ms * 1000000L};
+    pthread_mutex_unlock(&fm->mu);
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&fm->mu);
 }
 
 static int same(const fm_job *a, const char *flush_id, int layer)
@@ -166,7 +170,9 @@ static void run_job(flushmgr *fm, const fm_job *j, arena *a)
         log_warn("flush manager: recording the failure of flush %s failed: %s", j->flush_id, store_rc_name(rc));
     if (give_up && rc == STORE_OK)
         return;
-    retry_at(fm, now_ms() + (rc == STORE_OK ? delay : 1000));
+    /* + 5 ms: next_at was taken from the wall clock before the store write, this from a millisecond
+     * monotonic clock after it; a scan a fraction of a millisecond early would find the flush not yet due */
+    retry_at(fm, now_ms() + (rc == STORE_OK ? delay : 1000) + 5);
 }
 
 /* One full scan of the store's due pending flushes into the queue (fm->mu not held). 0, or -1 on failure. */

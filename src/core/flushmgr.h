@@ -30,6 +30,7 @@
 #define FLUSHMGR_MAX_WORKERS 16
 #define FLUSHMGR_ID_MAX 40
 #define FLUSHMGR_RESCAN_MS 10000 /* an idle manager scans the store this often */
+#define FLUSHMGR_POLL_MS 10      /* an idle worker looks for work this often */
 
 typedef struct flushmgr_config {
     int workers;             /* threads (default 2: M1 and M2 of a flush at once) */
