@@ -33,6 +33,7 @@ class Ledger:
     def __init__(self):
         self.lock = threading.Lock()
         self.content = {}        # id -> content the server acknowledged last
+        self.owner = {}          # id -> the writer that added it (only it updates or deletes it)
         self.deleted = set()
         self.rounds = []         # acknowledged rounds: list of ids
         self.unknown = []        # rounds sent without an answer: list of contents (all-or-nothing)
@@ -50,7 +51,9 @@ def writer(root, sid, tag, stop, led, seed):
         n += 1
         op = rnd.random()
         with led.lock:
-            live = [i for i in led.content if i not in led.deleted]
+            # only its own messages: two writers racing on one message would make the order of their
+            # acknowledgements, not of their commits, decide what the ledger expects
+            live = [i for i in led.content if i not in led.deleted and led.owner.get(i) == tag]
         try:
             if op < 0.7 or len(live) < 4:
                 texts = [f"{tag} c{n} m{j} walnut{rnd.randint(0, 9)}" for j in range(1 + n % 3)]
@@ -61,6 +64,7 @@ def writer(root, sid, tag, stop, led, seed):
                     with led.lock:
                         led.rounds.append(ids)
                         led.content.update(zip(ids, texts))
+                        led.owner.update((i, tag) for i in ids)
                 else:
                     with led.lock:
                         led.unknown.append(texts)
