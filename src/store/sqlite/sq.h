@@ -106,6 +106,10 @@ int sq_step_done(sqlite3_stmt *st);
 /* Runs a stepping query for a single int64 (first column of first row); -1 on error. */
 int64_t sq_query_int(sq_conn *c, const char *sql, const char *arg);
 
+/* Message rows: select SQ_MSG_COLS from messages m joined with their rounds r, read with sq_read_message. */
+#define SQ_MSG_COLS "m.id, m.session_id, m.round_id, m.role, m.content, m.created_at, m.updated_at, r.status = 0"
+int sq_read_message(sqlite3_stmt *st, arena *a, void *dst);
+
 /* Hit records (keyword search, hits_get): every unit type selects these 15 columns, in this order, then
  * optionally a score. */
 #define SQ_HIT_MESSAGE "0, m.id, m.content, m.role, m.created_at, m.updated_at, m.session_id, s.name, s.agent_id," \

@@ -134,20 +134,6 @@ static int op_flush_get(store *s, const char *id, arena *a, store_flush *out)
     return rc;
 }
 
-static int read_flush_message(sqlite3_stmt *st, arena *a, void *dst)
-{
-    store_message *m = dst;
-    m->id = sq_col_dup(a, st, 0);
-    m->session_id = sq_col_dup(a, st, 1);
-    m->round_id = sq_col_dup(a, st, 2);
-    m->role = sq_col_dup(a, st, 3);
-    m->content = sq_col_dup(a, st, 4);
-    m->created_at = sq_col_dup(a, st, 5);
-    m->updated_at = sq_col_dup(a, st, 6);
-    m->buffered = 0;
-    return m->id && m->role && m->content && m->created_at ? STORE_OK : STORE_ERROR;
-}
-
 static int op_flush_messages(store *s, const char *flush_id, arena *a, store_message **out, size_t *n)
 {
     *out = NULL;
@@ -157,13 +143,12 @@ static int op_flush_messages(store *s, const char *flush_id, arena *a, store_mes
     int64_t found = sq_query_int(c, "SELECT count(*) FROM flushes WHERE id = ?1", flush_id);
     int rc = found < 0 ? STORE_ERROR : found ? STORE_OK : STORE_NOT_FOUND;
     if (rc == STORE_OK) {
-        sqlite3_stmt *st = sq_prepare(c, "SELECT m.id, m.session_id, m.round_id, m.role, m.content, m.created_at,"
-                                         " m.updated_at FROM messages m JOIN rounds r ON r.id = m.round_id"
+        sqlite3_stmt *st = sq_prepare(c, "SELECT " SQ_MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
                                          " WHERE r.flush_id = ?1 ORDER BY m.created_at, m.id");
         rc = STORE_ERROR;
         if (st) {
             sq_bind_text(st, 1, flush_id);
-            rc = sq_collect(st, a, sizeof **out, read_flush_message, (size_t)-1, (void **)out, n);
+            rc = sq_collect(st, a, sizeof **out, sq_read_message, (size_t)-1, (void **)out, n);
         }
     }
     sq_exec(c, "COMMIT");

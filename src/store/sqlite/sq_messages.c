@@ -9,9 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MSG_COLS "m.id, m.session_id, m.round_id, m.role, m.content, m.created_at, m.updated_at, r.status = 0"
-
-static int read_message(sqlite3_stmt *st, arena *a, void *dst)
+int sq_read_message(sqlite3_stmt *st, arena *a, void *dst)
 {
     store_message *m = dst;
     m->id = sq_col_dup(a, st, 0);
@@ -175,10 +173,10 @@ static int op_messages_list(store *s, const char *session_id, const store_page *
     const char *dir = p->desc ? "DESC" : "ASC";
     const char *filter = p->buffer == STORE_BUFFERED ? " AND r.status = 0" : p->buffer == STORE_CONSOLIDATED ? " AND r.status = 1" : "";
     if (p->sort == STORE_SORT_ID)
-        snprintf(sql, sizeof sql, "SELECT " MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
+        snprintf(sql, sizeof sql, "SELECT " SQ_MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
                  " WHERE m.session_id = ?1%s ORDER BY m.id %s LIMIT ?2", filter, dir);
     else
-        snprintf(sql, sizeof sql, "SELECT " MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
+        snprintf(sql, sizeof sql, "SELECT " SQ_MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
                  " WHERE m.session_id = ?1%s ORDER BY m.created_at %s, m.rid %s LIMIT ?2", filter, dir, dir);
     sq_conn *c = sq_reader_get(SQ(s));
     sqlite3_stmt *st = sq_prepare(c, sql);
@@ -186,7 +184,7 @@ static int op_messages_list(store *s, const char *session_id, const store_page *
     if (st) {
         sq_bind_text(st, 1, session_id);
         sqlite3_bind_int(st, 2, p->limit);
-        rc = sq_collect(st, a, sizeof **out, read_message, (size_t)-1, (void **)out, n);
+        rc = sq_collect(st, a, sizeof **out, sq_read_message, (size_t)-1, (void **)out, n);
     }
     sq_reader_put(SQ(s), c);
     return rc;
@@ -196,7 +194,7 @@ static int op_messages_list(store *s, const char *session_id, const store_page *
 static int lookup_ids(sq_conn *c, const char *session_id, const char *const *ids, size_t n, arena *a,
                       store_message *out, const char ***missing, size_t *n_missing)
 {
-    sqlite3_stmt *st = sq_prepare(c, "SELECT " MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
+    sqlite3_stmt *st = sq_prepare(c, "SELECT " SQ_MSG_COLS " FROM messages m JOIN rounds r ON r.id = m.round_id"
                                      " WHERE m.id = ?1 AND m.session_id = ?2");
     if (!st)
         return STORE_ERROR;
@@ -210,7 +208,7 @@ static int lookup_ids(sq_conn *c, const char *session_id, const char *const *ids
         sq_bind_text(st, 2, session_id);
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW) {
-            if (out && read_message(st, a, &out[i]) != STORE_OK) {
+            if (out && sq_read_message(st, a, &out[i]) != STORE_OK) {
                 sqlite3_reset(st);
                 return STORE_ERROR;
             }
