@@ -110,32 +110,15 @@ int m1_run(mem_ctx *m, const store_flush *f, char *err, size_t errlen)
     int rc = MEM_RETRY;
     store_message *msgs;
     size_t n;
-    int src = m->st->ops->flush_messages(m->st, f->id, &a, &msgs, &n);
-    if (src != STORE_OK) {
-        snprintf(err, errlen, "reading the flush's messages: %s", store_rc_name(src));
-        rc = src == STORE_NOT_FOUND ? MEM_GONE : MEM_RETRY;
+    llm_reply r;
+    if ((rc = mem_ask_flush(m, f, M1_SYSTEM, &a, &msgs, &n, &r, &llm_ns, err, errlen)) != MEM_OK)
         goto out;
-    }
+    rc = MEM_RETRY;
     m1_episode *eps = NULL;
     size_t ne = 0;
-    if (n > 0) {
-        char *conv = mem_format_messages(&a, msgs, n);
-        char *prompt = conv ? arena_sprintf(&a, "Conversation, oldest first (times are UTC):\n%s", conv) : NULL;
-        if (!prompt) {
-            snprintf(err, errlen, "out of memory");
-            goto out;
-        }
-        llm_reply r;
-        int lrc = llm_chat(m->llm, f->user_id, M1_SYSTEM, prompt, 1, m->cfg.timeout_ms, &r, err, errlen);
-        if (lrc != LLM_OK)
-            goto out; /* err set by the client */
-        llm_ns += r.latency_us * 1000;
-        int prc = m1_parse(r.content, strlen(r.content), (int)n, &a, &eps, &ne);
-        if (prc != 0) {
-            snprintf(err, errlen, "the model's episodes could not be read: %.120s", r.content);
-            llm_reply_free(&r);
-            atomic_fetch_add(&m->stats.bad_output, 1);
-            rc = MEM_BAD_OUTPUT;
+    if (r.content) {
+        if (m1_parse(r.content, strlen(r.content), (int)n, &a, &eps, &ne) != 0) {
+            rc = mem_bad_output(m, &r, "episodes", err, errlen);
             goto out;
         }
         llm_reply_free(&r);
@@ -156,7 +139,7 @@ int m1_run(mem_ctx *m, const store_flush *f, char *err, size_t errlen)
         }
     }
     const char **ids = NULL;
-    src = m->st->ops->episodes_add(m->st, f->id, in, ne, &a, &ids);
+    int src = m->st->ops->episodes_add(m->st, f->id, in, ne, &a, &ids);
     if (src != STORE_OK) {
         snprintf(err, errlen, "storing episodes: %s", store_rc_name(src));
         rc = src == STORE_NOT_FOUND ? MEM_GONE : MEM_RETRY;

@@ -338,12 +338,8 @@ static int decide(mem_ctx *m, const store_flush *f, kept *k, size_t nk, cand_lis
     *llm_ns += r.latency_us * 1000;
     m2_decision *d = arena_alloc(a, nk * sizeof *d);
     int prc = d ? m2_parse_decisions(r.content, strlen(r.content), (int)nk, cl->n, d) : -1;
-    if (prc != 0) {
-        snprintf(err, errlen, "the model's decisions could not be read: %.120s", r.content);
-        llm_reply_free(&r);
-        atomic_fetch_add(&m->stats.bad_output, 1);
-        return MEM_BAD_OUTPUT;
-    }
+    if (prc != 0)
+        return mem_bad_output(m, &r, "decisions", err, errlen);
     llm_reply_free(&r);
     for (size_t i = 0; i < nk; i++) {
         if (d[i].target && !cl->texts[d[i].target - 1])
@@ -395,30 +391,16 @@ int m2_run(mem_ctx *m, const store_flush *f, char *err, size_t errlen)
     int rc = MEM_RETRY;
     store_message *msgs;
     size_t n;
-    int src = m->st->ops->flush_messages(m->st, f->id, &a, &msgs, &n);
-    if (src != STORE_OK) {
-        snprintf(err, errlen, "reading the flush's messages: %s", store_rc_name(src));
-        rc = src == STORE_NOT_FOUND ? MEM_GONE : MEM_RETRY;
+    llm_reply r;
+    if ((rc = mem_ask_flush(m, f, M2_FACTS_SYSTEM, &a, &msgs, &n, &r, &llm_ns, err, errlen)) != MEM_OK)
         goto out;
-    }
+    rc = MEM_RETRY;
+    int src;
     m2_fact *facts = NULL;
     size_t nf = 0;
-    if (n > 0) {
-        char *conv = mem_format_messages(&a, msgs, n);
-        char *prompt = conv ? arena_sprintf(&a, "Conversation, oldest first (times are UTC):\n%s", conv) : NULL;
-        if (!prompt) {
-            snprintf(err, errlen, "out of memory");
-            goto out;
-        }
-        llm_reply r;
-        if (llm_chat(m->llm, f->user_id, M2_FACTS_SYSTEM, prompt, 1, m->cfg.timeout_ms, &r, err, errlen) != LLM_OK)
-            goto out;
-        llm_ns += r.latency_us * 1000;
+    if (r.content) {
         if (m2_parse_facts(r.content, strlen(r.content), (int)n, &a, &facts, &nf) != 0) {
-            snprintf(err, errlen, "the model's facts could not be read: %.120s", r.content);
-            llm_reply_free(&r);
-            atomic_fetch_add(&m->stats.bad_output, 1);
-            rc = MEM_BAD_OUTPUT;
+            rc = mem_bad_output(m, &r, "facts", err, errlen);
             goto out;
         }
         llm_reply_free(&r);

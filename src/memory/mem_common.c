@@ -53,6 +53,37 @@ int mem_run_layer(mem_ctx *m, const store_flush *f, int layer, char *err, size_t
     return rc;
 }
 
+int mem_ask_flush(mem_ctx *m, const store_flush *f, const char *system, arena *a, store_message **msgs, size_t *n,
+                  llm_reply *r, int64_t *llm_ns, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    int src = m->st->ops->flush_messages(m->st, f->id, a, msgs, n);
+    if (src != STORE_OK) {
+        snprintf(err, errlen, "reading the flush's messages: %s", store_rc_name(src));
+        return src == STORE_NOT_FOUND ? MEM_GONE : MEM_RETRY;
+    }
+    if (*n == 0)
+        return MEM_OK;
+    char *conv = mem_format_messages(a, *msgs, *n);
+    char *prompt = conv ? arena_sprintf(a, "Conversation, oldest first (times are UTC):\n%s", conv) : NULL;
+    if (!prompt) {
+        snprintf(err, errlen, "out of memory");
+        return MEM_RETRY;
+    }
+    if (llm_chat(m->llm, f->user_id, system, prompt, 1, m->cfg.timeout_ms, r, err, errlen) != LLM_OK)
+        return MEM_RETRY; /* err set by the client */
+    *llm_ns += r->latency_us * 1000;
+    return MEM_OK;
+}
+
+int mem_bad_output(mem_ctx *m, llm_reply *r, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "the model's %s could not be read: %.120s", what, r->content);
+    llm_reply_free(r);
+    atomic_fetch_add(&m->stats.bad_output, 1);
+    return MEM_BAD_OUTPUT;
+}
+
 /* Length of the longest prefix of s[0..n) that is at most max bytes and ends on a UTF-8 boundary. */
 static size_t utf8_cut(const char *s, size_t n, size_t max)
 {

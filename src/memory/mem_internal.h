@@ -16,6 +16,13 @@ int *mem_refs(arena *a, const cJSON *obj, int n_msgs, size_t *n);
 /* JSON array text of names / of the ids of msgs[refs[i]-1]. */
 char *mem_json_names(arena *a, const char *const *names, size_t n);
 char *mem_json_ids(arena *a, const store_message *msgs, const int *refs, size_t n);
+/* The first step of both layers: reads the flush's messages (into *msgs, *n) and, when there are any, asks
+ * the model with `system` and the conversation (r->content NULL when there were none); *llm_ns grows by
+ * the call's time. MEM_OK, MEM_GONE (the flush is gone) or MEM_RETRY, with err set. */
+int mem_ask_flush(mem_ctx *m, const store_flush *f, const char *system, arena *a, store_message **msgs, size_t *n,
+                  llm_reply *r, int64_t *llm_ns, char *err, size_t errlen);
+/* An answer that could not be read as `what`: counted, named in err, freed. Returns MEM_BAD_OUTPUT. */
+int mem_bad_output(mem_ctx *m, llm_reply *r, const char *what, char *err, size_t errlen);
 /* Tells the server that a user's memory changed (answer caches). */
 void mem_changed(mem_ctx *m, const char *user_id);
 
