@@ -71,7 +71,6 @@ void flushmgr_push(flushmgr *fm, const char *flush_id, const char *user_id)
     enqueue(fm, flush_id, user_id, 1);
     enqueue(fm, flush_id, user_id, 2);
     atomic_fetch_add(&fm->pushed, 1);
-    pthread_cond_broadcast(&fm->cv);
     pthread_mutex_unlock(&fm->mu);
 }
 
@@ -82,7 +81,6 @@ void flushmgr_poke(flushmgr *fm)
     pthread_mutex_lock(&fm->mu);
     fm->behind = 1;
     fm->scan_at_ms = 0;
-    pthread_cond_broadcast(&fm->cv);
     pthread_mutex_unlock(&fm->mu);
 }
 
@@ -120,7 +118,6 @@ static void retry_at(flushmgr *fm, int64_t at)
     pthread_mutex_lock(&fm->mu);
     if (!fm->retry_at_ms || at < fm->retry_at_ms)
         fm->retry_at_ms = at;
-    pthread_cond_broadcast(&fm->cv);
     pthread_mutex_unlock(&fm->mu);
 }
 
@@ -199,7 +196,6 @@ static int scan(flushmgr *fm, int all, arena *a)
                 if (f[i].state[layer] == STORE_LAYER_PENDING)
                     enqueue(fm, f[i].id, f[i].user_id, layer);
         int full = fm->count == (size_t)fm->cfg.capacity;
-        pthread_cond_broadcast(&fm->cv);
         pthread_mutex_unlock(&fm->mu);
         if (n < 64 || full)
             return full ? 1 : 0;
@@ -229,7 +225,6 @@ static void *worker(void *arg)
             arena_reset(&a);
             pthread_mutex_lock(&fm->mu);
             fm->running[slot].flush_id[0] = 0;
-            pthread_cond_broadcast(&fm->cv); /* a user's next M2 may run now */
             continue;
         }
         if (fm->retry_at_ms && now_ms() >= fm->retry_at_ms) { /* a retry came due: scan for it now */
@@ -296,7 +291,6 @@ int flushmgr_start(flushmgr *fm, const flushmgr_config *cfg, store *st, flushmgr
     if (!fm->queue)
         return -1;
     pthread_mutex_init(&fm->mu, NULL);
-    pthread_cond_init(&fm->cv, NULL);
     fm->behind = 1; /* at start: what a crash or shutdown left pending */
     pthread_mutex_lock(&fm->mu); /* workers find their slot once every thread id is written */
     for (int i = 0; i < fm->cfg.workers; i++) {
@@ -318,11 +312,9 @@ void flushmgr_stop(flushmgr *fm)
         return;
     pthread_mutex_lock(&fm->mu);
     fm->stopping = 1;
-    pthread_cond_broadcast(&fm->cv);
     pthread_mutex_unlock(&fm->mu);
     for (int i = 0; i < fm->n_threads; i++)
         pthread_join(fm->threads[i], NULL);
-    pthread_cond_destroy(&fm->cv);
     pthread_mutex_destroy(&fm->mu);
     free(fm->queue);
     fm->queue = NULL;

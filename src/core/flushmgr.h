@@ -56,7 +56,6 @@ typedef struct flushmgr {
     flushmgr_run_fn run;
     void *run_ctx;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     fm_job *queue; /* FIFO in queue[0..count) */
     size_t count;
     fm_job running[FLUSHMGR_MAX_WORKERS]; /* flush_id "" when the slot is idle */
