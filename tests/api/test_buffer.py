@@ -17,10 +17,19 @@ from helpers import add_messages, create_agent, create_session, create_user, lis
 
 
 def split(api, sid):
-    """(buffered ids, consolidated ids) of a session, checking the partition invariants."""
-    t = list_ids(api, sid, buffer_only="true", limit=100, order="asc")
-    f = list_ids(api, sid, buffer_only="false", limit=100, order="asc")
-    everything = list_ids(api, sid, limit=100, order="asc")
+    """(buffered ids, consolidated ids) of a session, checking the partition invariants.
+
+    The three listings are separate requests; the idle timer may consolidate between them, so the
+    invariants are checked on a snapshot the buffered listing brackets unchanged (re-read after the
+    other two). Without a timer at work the first snapshot is that one."""
+    for _ in range(10):
+        t = list_ids(api, sid, buffer_only="true", limit=100, order="asc")
+        f = list_ids(api, sid, buffer_only="false", limit=100, order="asc")
+        everything = list_ids(api, sid, limit=100, order="asc")
+        if list_ids(api, sid, buffer_only="true", limit=100, order="asc") == t:
+            break
+    else:
+        raise AssertionError("the buffered listing kept changing between reads")
     assert not set(t) & set(f), f"buffer_only=true and false overlap: {set(t) & set(f)}"
     assert sorted(t + f) == sorted(everything), "buffer_only=true ∪ false must be every message"
     return t, f
