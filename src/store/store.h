@@ -134,6 +134,8 @@ typedef struct store_search {
     size_t n_terms;
     int include_messages, include_knowledge, include_episodes, include_facts;
     int limit;
+    int context; /* messages: also found (weighed little) by the message before them in their session, when the
+                  * backend indexes it (SQLite); 0: by their own text only */
 } store_search;
 
 typedef struct store_hit {
@@ -151,6 +153,12 @@ typedef struct store_hit {
 
 /* A retrieval unit (a message or a knowledge item) as the embedding pipeline sees it. version is the
  * unit's updated_at: a vector is stored only if the unit still has the version it was embedded from. */
+/* A message that follows another in its session (the session's order: created_at, then insertion). */
+typedef struct store_follow {
+    const char *from, *id; /* the given message; a message after it */
+    int distance;          /* 1 the next message, 2 the one after it, ... */
+} store_follow;
+
 typedef struct store_unit {
     enum store_hit_type type;
     int64_t seq; /* backend order key, for resumable scans */
@@ -277,6 +285,10 @@ typedef struct store_ops {
                            size_t n, arena *a, const char ***missing, size_t *n_missing);
     int (*messages_delete)(store *s, const char *session_id, const char *const *ids, size_t n, arena *a,
                            const char ***missing, size_t *n_missing);
+    /* For each given message, up to depth messages that follow it in its session, nearest first; grouped by
+     * given message in request order. Ids that do not exist (or are not messages) are left out. */
+    int (*messages_following)(store *s, const char *const *ids, size_t n, int depth, arena *a, store_follow **out,
+                              size_t *n_out);
 
     int (*knowledge_list)(store *s, const char *user_id, arena *a, store_knowledge **out, size_t *n);
     int (*knowledge_add)(store *s, const char *user_id, const char *const *texts, size_t n, arena *a,

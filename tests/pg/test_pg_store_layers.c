@@ -2,7 +2,7 @@
  * backend against a real PostgreSQL ($MEMFUSE_TEST_PG_DSN, set by scripts/with-postgres.sh; `make test-pg`
  * runs this): the backend-agnostic conformance cases of store_layers_cases.h with a store whose schema is
  * recreated before each test (store_config.flushes = 1), plus PostgreSQL-only tests: a version-1 database
- * holding data migrates to version 2 in place (in a schema of its own, so it cannot disturb other tests),
+ * holding data migrates to the current version in place (in a schema of its own, so it cannot disturb other tests),
  * and two stores on one database (two writer connections, as two server processes would have) racing on one
  * flush store each layer's results once. */
 #include "testutil.h"
@@ -105,7 +105,7 @@ static void raw(pg_conn *c, const char *sql)
     PQclear(r);
 }
 
-/* --- v1 -> v2 in place ------------------------------------------------------------------------------------- */
+/* --- v1 -> current in place ------------------------------------------------------------------------------------- */
 
 #define MIGRATION_SCHEMA "memfuse_migration_test"
 
@@ -153,9 +153,25 @@ static void test_v1_database_migrates_in_place(void **state)
     arena_init(&a);
     store_counts n;
     PG_RC(STORE_OK, s->ops->counts(s, &n));
-    assert_int_equal(n.schema_version, 2);
+    assert_int_equal(n.schema_version, 3);
     assert_int_equal(n.users, 1);
     assert_int_equal(n.sessions, 1);
+    /* migration 3 gave every message its context (validate compares it with the message before), and a
+     * search with context finds m2 by the words of m1 before it, one without context does not */
+    char report[512];
+    if (s->ops->validate(s, report, sizeof report) != STORE_OK)
+        fail_msg("validate after the migration: %s", report);
+    store_search cq = {.user_id = "u1", .terms = (const char *const[]){"greyhound"}, .n_terms = 1,
+                       .include_messages = 1, .limit = 10, .context = 1};
+    store_hit *ch = NULL;
+    size_t nch = 0;
+    PG_RC(STORE_OK, s->ops->search_keyword(s, &cq, &a, &ch, &nch));
+    assert_int_equal(nch, 2);
+    assert_string_equal(ch[0].id, "m1");
+    assert_string_equal(ch[1].id, "m2");
+    cq.context = 0;
+    PG_RC(STORE_OK, s->ops->search_keyword(s, &cq, &a, &ch, &nch));
+    assert_int_equal(nch, 1);
     assert_int_equal(n.rounds, 2);
     assert_int_equal(n.messages, 3);
     assert_int_equal(n.knowledge, 1);
@@ -212,7 +228,7 @@ static void test_v1_database_migrates_in_place(void **state)
     store_close(s);
     s = open_pg(dsn, &ids, 1);
     PG_RC(STORE_OK, s->ops->counts(s, &n));
-    assert_int_equal(n.schema_version, 2);
+    assert_int_equal(n.schema_version, 3);
     assert_int_equal(n.episodes, 1);
     store_close(s);
 

@@ -590,6 +590,49 @@ static void test_messages_update(void **state)
     assert_valid(f);
 }
 
+/* The messages after given ones in their sessions (the query's context window reads them). */
+static void test_messages_following(void **state)
+{
+    fx *f = *state;
+    const char *u = mk_user(f, "fol"), *a = mk_agent(f, "fol-agent");
+    const char *s1 = mk_session(f, u, a, "one"), *s2 = mk_session(f, u, a, "two");
+    store_added r1 = ADD(f, s1, 0, "a0", "a1", "a2"); /* one round: one created_at, insertion breaks ties */
+    store_added r2 = ADD(f, s1, 0, "b0", "b1");
+    store_added r3 = ADD(f, s2, 0, "c0");
+    const char **k = NULL;
+    RC(STORE_OK, OPS->knowledge_add(f->st, u, STRS("a fact"), 1, &f->a, &k));
+    store_follow *fo;
+    size_t n = 99;
+    RC(STORE_OK, OPS->messages_following(f->st, STRS(r1.message_ids[1]), 1, 3, &f->a, &fo, &n));
+    assert_int_equal(n, 3);
+    const char *want[3] = {r1.message_ids[2], r2.message_ids[0], r2.message_ids[1]};
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(fo[i].from, r1.message_ids[1]);
+        assert_string_equal(fo[i].id, want[i]);
+        assert_int_equal(fo[i].distance, i + 1);
+    }
+    /* grouped in request order; the last of a session, unknown ids and knowledge give nothing; other
+     * sessions never follow */
+    RC(STORE_OK, OPS->messages_following(f->st, STRS(r2.message_ids[1], "nope", k[0], r3.message_ids[0],
+                                                     r1.message_ids[0]), 5, 2, &f->a, &fo, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(fo[0].from, r1.message_ids[0]);
+    assert_string_equal(fo[0].id, r1.message_ids[1]);
+    assert_string_equal(fo[1].id, r1.message_ids[2]);
+    assert_int_equal(fo[1].distance, 2);
+    RC(STORE_OK, OPS->messages_following(f->st, STRS(r1.message_ids[0]), 1, 0, &f->a, &fo, &n));
+    assert_int_equal(n, 0);
+    RC(STORE_OK, OPS->messages_following(f->st, NULL, 0, 3, &f->a, &fo, &n));
+    assert_int_equal(n, 0);
+    /* a deleted message is skipped over */
+    const char **missing = NULL;
+    size_t nm = 0;
+    RC(STORE_OK, OPS->messages_delete(f->st, s1, STRS(r1.message_ids[2]), 1, &f->a, &missing, &nm));
+    RC(STORE_OK, OPS->messages_following(f->st, STRS(r1.message_ids[1]), 1, 1, &f->a, &fo, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(fo[0].id, r2.message_ids[0]);
+}
+
 static void test_messages_delete(void **state)
 {
     fx *f = *state;
@@ -820,6 +863,70 @@ static void test_search_keyword(void **state)
     /* porter stemming and case folding */
     assert_true(search(f, u1, NULL, STRS("FOXES"), 1, 1, 1, 10, &h) >= 2);
     assert_true(search(f, u1, NULL, STRS("jumping"), 1, 1, 0, 10, &h) == 1);
+}
+
+/* Keyword search with context: a message's row also holds the message before it in its session (weighed
+ * little), so a reply is found by the words of what it answers; adds, text changes and deletes keep that link
+ * right, validate notices a stale one, and a search without context matches own text only. */
+static size_t search_ctx(fx *f, const char *uid, const char *term, int context, store_hit **hits)
+{
+    store_search q = {.user_id = uid, .terms = (const char *const[]){term}, .n_terms = 1, .include_messages = 1,
+                      .limit = 10, .context = context};
+    size_t n = 99;
+    RC(STORE_OK, OPS->search_keyword(f->st, &q, &f->a, hits, &n));
+    return n;
+}
+
+static void test_search_keyword_context(void **state)
+{
+    fx *f = *state;
+    const char *u = mk_user(f, "ctx"), *a = mk_agent(f, "ctx-agent");
+    const char *s1 = mk_session(f, u, a, "one"), *s2 = mk_session(f, u, a, "two");
+    store_added r1 = ADD(f, s1, 0, "what did you paint last weekend", "a sunset over the lake");
+    store_added r2 = ADD(f, s2, 0, "the heron came back"); /* another session: no context from s1 */
+    store_added r3 = ADD(f, s1, 0, "it had purple clouds");
+    const char *ask = r1.message_ids[0], *sunset = r1.message_ids[1], *purple = r3.message_ids[0];
+    store_hit *h;
+    assert_int_equal(search_ctx(f, u, "paint", 1, &h), 2);
+    assert_string_equal(h[0].id, ask); /* own words outrank the context */
+    assert_string_equal(h[1].id, sunset);
+    assert_true(h[1].score > 0 && h[1].score < h[0].score);
+    assert_int_equal(search_ctx(f, u, "paint", 0, &h), 1);
+    assert_string_equal(h[0].id, ask);
+    assert_int_equal(search_ctx(f, u, "lake", 1, &h), 2); /* across rounds of one session */
+    assert_string_equal(h[1].id, purple);
+    assert_int_equal(search_ctx(f, u, "heron", 1, &h), 1);
+    assert_string_equal(h[0].id, r2.message_ids[0]);
+    assert_valid(f);
+
+    /* a changed text moves into the next message's context */
+    const char **missing = NULL;
+    size_t nm = 0;
+    store_msg_in upd[1] = {{"assistant", "a sunrise over the sea"}};
+    RC(STORE_OK, OPS->messages_update(f->st, s1, STRS(sunset), upd, 1, &f->a, &missing, &nm));
+    assert_int_equal(search_ctx(f, u, "lake", 1, &h), 0);
+    assert_int_equal(search_ctx(f, u, "sunrise", 1, &h), 2);
+    assert_string_equal(h[1].id, purple);
+    assert_valid(f);
+
+    /* a deleted message's successor takes its predecessor as context */
+    RC(STORE_OK, OPS->messages_delete(f->st, s1, STRS(sunset), 1, &f->a, &missing, &nm));
+    assert_int_equal(search_ctx(f, u, "sunrise", 1, &h), 0);
+    assert_int_equal(search_ctx(f, u, "paint", 1, &h), 2);
+    assert_string_equal(h[1].id, purple);
+    assert_valid(f);
+
+    /* the first message of a session is left with no context */
+    RC(STORE_OK, OPS->messages_delete(f->st, s1, STRS(ask), 1, &f->a, &missing, &nm));
+    assert_int_equal(search_ctx(f, u, "paint", 1, &h), 0);
+    assert_int_equal(search_ctx(f, u, "purple", 1, &h), 1);
+    assert_valid(f);
+
+    /* validate notices a context that is not the message before */
+    raw_sql(f, "UPDATE message_fts SET prev = 'stale words' WHERE rowid = (SELECT max(rid) FROM messages)");
+    char report[1024];
+    RC(STORE_ERROR, OPS->validate(f->st, report, sizeof report));
+    assert_non_null(strstr(report, "keyword context"));
 }
 
 /* --- cascades ------------------------------------------------------------------------------------------- */
@@ -1277,10 +1384,12 @@ int main(void)
         T(test_messages_list_orders_and_filters),
         T(test_messages_read),
         T(test_messages_update),
+        T(test_messages_following),
         T(test_messages_delete),
         T(test_knowledge),
         T(test_api_keys),
         T(test_search_keyword),
+        T(test_search_keyword_context),
         T(test_delete_user_cascades),
         T(test_delete_agent_cascades),
         T(test_delete_session_cascades),

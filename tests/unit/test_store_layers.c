@@ -1,7 +1,7 @@
 /* The LLM layers' store operations (flushes, episodes, facts; src/store/store.h) through the SQLite backend:
  * the backend-agnostic conformance cases of store_layers_cases.h on a fresh data directory per test (opened
  * with store_config.flushes = 1), plus SQLite-only tests: a version-1 database holding data migrates to
- * version 2 in place at open, and validate notices damage to the layers' tables (keyword indexes out of sync,
+ * the current version in place at open, and validate notices damage to the layers' tables (keyword indexes out of sync,
  * a vector left on a retired fact, a current fact with an end, a round pointing at another session's flush). */
 #include <sqlite3.h>
 
@@ -211,7 +211,7 @@ static void test_v1_database_migrates_in_place(void **state)
     f->st = open_sq(f, 1);
     lc c = lc_begin(state), *x = &c;
     store_counts k = lc_counts(x);
-    assert_int_equal(k.schema_version, 2);
+    assert_int_equal(k.schema_version, 3);
     assert_int_equal(k.users, 1);
     assert_int_equal(k.agents, 1);
     assert_int_equal(k.sessions, 1);
@@ -263,9 +263,9 @@ static void test_v1_database_migrates_in_place(void **state)
     assert_int_equal(lc_search(x, "u1", NULL, "clara", LC_ALL_TYPES, &h), 3);
     lc_valid(x);
 
-    /* a reopen finds version 2 and migrates nothing */
+    /* a reopen finds version 3 and migrates nothing */
     x->s = layers_reopen(state, 1);
-    assert_int_equal(lc_counts(x).schema_version, 2);
+    assert_int_equal(lc_counts(x).schema_version, 3);
     assert_int_equal(lc_counts(x).messages, 3);
     assert_int_equal(lc_counts(x).episodes, 1);
     lc_valid(x);

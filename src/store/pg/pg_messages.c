@@ -439,6 +439,42 @@ static int op_chunks_stats(store *s, const char *user_id, const char *session_id
     return rc;
 }
 
+static int read_follow(PGresult *r, int row, arena *a, void *dst)
+{
+    store_follow *f = dst;
+    f->from = pg_dup(a, r, row, 0);
+    f->id = pg_dup(a, r, row, 1);
+    f->distance = pg_get_int(r, row, 2);
+    return f->from && f->id ? STORE_OK : STORE_ERROR;
+}
+
+/* One round trip: a LATERAL range read per given message over messages_session_time. */
+static int op_messages_following(store *s, const char *const *ids, size_t n, int depth, arena *a, store_follow **out,
+                                 size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0 || depth <= 0)
+        return STORE_OK;
+    const char *p[2] = {pg_text_array(a, ids, n), pg_itoa(a, depth)};
+    if (!p[0] || !p[1])
+        return STORE_ERROR;
+    pg_conn *c = pg_reader(PGS(s));
+    if (!c)
+        return STORE_UNAVAILABLE;
+    int rc = pg_collect(c,
+                        "SELECT q.id, f.id, f.d FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord)"
+                        " JOIN messages m ON m.id = q.id CROSS JOIN LATERAL"
+                        " (SELECT x.id, row_number() OVER (ORDER BY x.created_at, x.seq) AS d FROM"
+                        "   (SELECT n.id, n.created_at, n.seq FROM messages n WHERE n.session_id = m.session_id"
+                        "    AND (n.created_at, n.seq) > (m.created_at, m.seq) ORDER BY n.created_at, n.seq"
+                        "    LIMIT $2::int) x) f"
+                        " ORDER BY q.ord, f.d",
+                        2, p, a, sizeof **out, read_follow, (void **)out, n_out);
+    pg_reader_done(PGS(s), c);
+    return rc;
+}
+
 void pg_ops_messages(store_ops *ops)
 {
     ops->messages_add = op_messages_add;
@@ -446,6 +482,7 @@ void pg_ops_messages(store_ops *ops)
     ops->messages_read = op_messages_read;
     ops->messages_update = op_messages_update;
     ops->messages_delete = op_messages_delete;
+    ops->messages_following = op_messages_following;
     ops->rounds_buffered = op_rounds_buffered;
     ops->rounds_consolidate = op_rounds_consolidate;
     ops->round_get = op_round_get;

@@ -147,6 +147,36 @@ static const char *const migrations[] = {
     "CREATE TRIGGER facts_au AFTER UPDATE OF content, status ON facts FOR EACH ROW"
     "  WHEN (NEW.content IS DISTINCT FROM OLD.content OR NEW.status <> 0)"
     "  EXECUTE FUNCTION memfuse_facts_au();",
+
+    /* 3: a message's keyword context, ctx: the tsvector of the message before it in its session (order
+     * created_at, seq), as in the SQLite backend's message_fts.prev. Set before an insert (rows inserted
+     * earlier by the same statement are visible to a row trigger); a delete or a text change re-links the
+     * message after it. */
+    "ALTER TABLE messages ADD COLUMN ctx tsvector;"
+    "UPDATE messages m SET ctx = to_tsvector('memfuse_english', p.prev) FROM (SELECT seq, lag(content) OVER"
+    "  (PARTITION BY session_id ORDER BY created_at, seq) AS prev FROM messages) p"
+    "  WHERE p.seq = m.seq AND p.prev IS NOT NULL;"
+    "CREATE INDEX messages_ctx ON messages USING gin(ctx);"
+    "CREATE FUNCTION memfuse_messages_prev(sid text, at text, s bigint) RETURNS tsvector LANGUAGE sql STABLE AS"
+    "  $$SELECT to_tsvector('memfuse_english', p.content) FROM messages p WHERE p.session_id = sid"
+    "    AND (p.created_at, p.seq) < (at, s) ORDER BY p.created_at DESC, p.seq DESC LIMIT 1$$;"
+    "CREATE FUNCTION memfuse_messages_ctx_bi() RETURNS trigger LANGUAGE plpgsql AS"
+    "  $$BEGIN NEW.ctx := memfuse_messages_prev(NEW.session_id, NEW.created_at, NEW.seq); RETURN NEW; END$$;"
+    "CREATE FUNCTION memfuse_messages_ctx_next() RETURNS trigger LANGUAGE plpgsql AS"
+    "  $$DECLARE m messages%ROWTYPE; BEGIN"
+    "    IF TG_OP = 'DELETE' THEN m := OLD; ELSE m := NEW; END IF;"
+    "    UPDATE messages n SET ctx = CASE WHEN TG_OP = 'DELETE'"
+    "        THEN memfuse_messages_prev(m.session_id, m.created_at, m.seq)"
+    "        ELSE to_tsvector('memfuse_english', m.content) END"
+    "      WHERE n.seq = (SELECT x.seq FROM messages x WHERE x.session_id = m.session_id"
+    "        AND (x.created_at, x.seq) > (m.created_at, m.seq) ORDER BY x.created_at, x.seq LIMIT 1);"
+    "    RETURN NULL; END$$;"
+    "CREATE TRIGGER messages_ctx_bi BEFORE INSERT ON messages FOR EACH ROW"
+    "  EXECUTE FUNCTION memfuse_messages_ctx_bi();"
+    "CREATE TRIGGER messages_ctx_ad AFTER DELETE ON messages FOR EACH ROW"
+    "  EXECUTE FUNCTION memfuse_messages_ctx_next();"
+    "CREATE TRIGGER messages_ctx_au AFTER UPDATE OF content ON messages FOR EACH ROW"
+    "  EXECUTE FUNCTION memfuse_messages_ctx_next();",
 };
 
 const int PG_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
@@ -160,10 +190,11 @@ static const char *const expected_relations[] = {
     "flushes", "flushes_pending", "flushes_user", "flushes_session", "rounds_flush", "episodes", "episodes_user",
     "episodes_session", "episodes_flush", "episodes_tsv", "facts", "facts_user", "facts_hash", "facts_session",
     "facts_flush", "facts_episode", "facts_supersedes", "facts_superseded_by", "facts_tsv", "episode_vectors",
-    "fact_vectors",
+    "fact_vectors", "messages_ctx",
 };
 
-static const char *const expected_triggers[] = {"messages_au", "knowledge_au", "episodes_au", "facts_au"};
+static const char *const expected_triggers[] = {"messages_au", "knowledge_au", "episodes_au", "facts_au",
+                                                "messages_ctx_bi", "messages_ctx_ad", "messages_ctx_au"};
 
 #define DATA_TABLES "fact_vectors, episode_vectors, facts, episodes, flushes, message_vectors, knowledge_vectors," \
                     " api_keys, knowledge, messages, rounds, sessions, agents, users"
@@ -285,7 +316,8 @@ static int drop_all(pg_conn *c)
     if (rc == STORE_OK)
         rc = pg_exec(c, "DROP TABLE IF EXISTS " DATA_TABLES ", memfuse_schema CASCADE;"
                         "DROP FUNCTION IF EXISTS memfuse_messages_au(), memfuse_knowledge_au(),"
-                        "  memfuse_episodes_au(), memfuse_facts_au();"
+                        "  memfuse_episodes_au(), memfuse_facts_au(), memfuse_messages_ctx_bi(),"
+                        "  memfuse_messages_ctx_next(), memfuse_messages_prev(text, text, bigint);"
                         "DROP TEXT SEARCH CONFIGURATION IF EXISTS memfuse_english;"
                         "DROP TEXT SEARCH DICTIONARY IF EXISTS memfuse_stem");
     int e = pg_exec(c, rc == STORE_OK ? "COMMIT" : "ROLLBACK");
@@ -387,7 +419,11 @@ static int op_validate(store *s, char *report, size_t len)
             " (SELECT count(*) FROM facts WHERE (status = 0) <> (valid_to IS NULL)"
             "   OR (status = 0 AND superseded_by IS NOT NULL) OR status NOT IN (0, 1, 2, 3))"
             "  + (SELECT count(*) FROM fact_vectors v JOIN facts x ON x.seq = v.seq WHERE x.status <> 0),"
-            " (SELECT count(*) FROM flushes WHERE m1_state NOT IN (0, 1, 2) OR m2_state NOT IN (0, 1, 2))",
+            " (SELECT count(*) FROM flushes WHERE m1_state NOT IN (0, 1, 2) OR m2_state NOT IN (0, 1, 2)),"
+            /* each message's context is the message before it in its session */
+            " (SELECT count(*) FROM (SELECT seq, ctx, lag(content) OVER (PARTITION BY session_id"
+            "   ORDER BY created_at, seq) AS prev FROM messages) x"
+            "   WHERE x.ctx IS DISTINCT FROM to_tsvector('memfuse_english', x.prev))",
             0, NULL, &rc);
         if (!r) {
             o = addf(report, len, o, "cannot check the data (%s); ", store_rc_name(rc));
@@ -396,8 +432,12 @@ static int op_validate(store *s, char *report, size_t len)
             long long mk = pg_get_i64(r, 0, 0), kk = pg_get_i64(r, 0, 1), bad = pg_get_i64(r, 0, 2);
             long long cross = pg_get_i64(r, 0, 3), ek = pg_get_i64(r, 0, 4), fk = pg_get_i64(r, 0, 5);
             long long layer_cross = pg_get_i64(r, 0, 6), dangling = pg_get_i64(r, 0, 7);
-            long long lineage = pg_get_i64(r, 0, 8), states = pg_get_i64(r, 0, 9);
+            long long lineage = pg_get_i64(r, 0, 8), states = pg_get_i64(r, 0, 9), stale = pg_get_i64(r, 0, 10);
             PQclear(r);
+            if (stale) {
+                o = addf(report, len, o, "keyword context of %lld messages out of date; ", stale);
+                ok = 0;
+            }
             if (mk || kk || ek || fk) {
                 o = addf(report, len, o, "keyword index out of sync (%lld messages, %lld knowledge, %lld episodes,"
                          " %lld facts); ", mk, kk, ek, fk);

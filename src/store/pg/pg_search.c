@@ -45,14 +45,16 @@ static int by_score_desc(const void *x, const void *y)
 }
 
 /* Per unit type: $1 the tsquery text, $2 the user, $3 the agent (NULL: any), $4 the limit; knowledge
- * belongs to the user, not to an agent, so its $3 is the limit. Columns as pg_read_hit reads them, the
- * score last. */
+ * belongs to the user, not to an agent, so its $3 is the limit; messages take $5, whether their context (the
+ * message before them, column ctx) also matches, weighed 0.1 as in the SQLite backend. Columns as pg_read_hit
+ * reads them, the score last. */
 static const char *const SEARCH[STORE_UNIT_TYPES] = {
     "SELECT 0, m.id, m.content, m.role, m.created_at, m.updated_at, m.session_id, s.name, s.agent_id,"
-    " " PG_HIT_NO_LAYER_COLS ", ts_rank_cd(m.tsv, q.q) AS score"
+    " " PG_HIT_NO_LAYER_COLS ", ts_rank_cd(m.tsv, q.q)"
+    "   + CASE WHEN $5::bool THEN 0.1 * coalesce(ts_rank_cd(m.ctx, q.q), 0) ELSE 0 END AS score"
     " FROM to_tsquery('memfuse_english', $1) AS q(q), messages m JOIN sessions s ON s.id = m.session_id"
-    " WHERE m.tsv @@ q.q AND m.user_id = $2 AND ($3::text IS NULL OR s.agent_id = $3)"
-    " ORDER BY score DESC, m.id LIMIT $4",
+    " WHERE (m.tsv @@ q.q OR ($5::bool AND m.ctx @@ q.q)) AND m.user_id = $2"
+    " AND ($3::text IS NULL OR s.agent_id = $3) ORDER BY score DESC, m.id LIMIT $4",
     "SELECT 1, k.id, k.content, NULL, k.created_at, k.updated_at, NULL, NULL, NULL,"
     " " PG_HIT_NO_LAYER_COLS ", ts_rank_cd(k.tsv, q.q) AS score"
     " FROM to_tsquery('memfuse_english', $1) AS q(q), knowledge k"
@@ -91,9 +93,10 @@ static int op_search_keyword(store *s, const store_search *q, arena *a, store_hi
     for (int t = 0; t < STORE_UNIT_TYPES && rc == STORE_OK; t++) {
         if (!include[t])
             continue;
-        const char *with_agent[4] = {tq, q->user_id, q->agent_id, limit}, *without[3] = {tq, q->user_id, limit};
-        int knowledge = t == STORE_HIT_KNOWLEDGE;
-        rc = pg_collect(c, SEARCH[t], knowledge ? 3 : 4, knowledge ? without : with_agent, a, sizeof **part,
+        const char *with_agent[5] = {tq, q->user_id, q->agent_id, limit, q->context ? "t" : "f"};
+        const char *without[3] = {tq, q->user_id, limit};
+        int knowledge = t == STORE_HIT_KNOWLEDGE, nparams = knowledge ? 3 : t == STORE_HIT_MESSAGE ? 5 : 4;
+        rc = pg_collect(c, SEARCH[t], nparams, knowledge ? without : with_agent, a, sizeof **part,
                         pg_read_hit, (void **)&part[t], &np[t]);
         total += np[t];
     }

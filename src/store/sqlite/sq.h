@@ -99,6 +99,8 @@ int sq_bind_id_array(sqlite3_stmt *st, int i, const char *const *ids, size_t n, 
  * *out is an arena array. Resets st. */
 typedef int (*sq_row_fn)(sqlite3_stmt *st, arena *a, void *dst);
 int sq_collect(sqlite3_stmt *st, arena *a, size_t elem, sq_row_fn fn, size_t max, void **out, size_t *n);
+/* A row fn reading column 0 as a string into a const char * element. */
+int sq_read_id(sqlite3_stmt *st, arena *a, void *dst);
 /* The first row into *out (elem bytes), or STORE_NOT_FOUND when there is none. Resets st. */
 int sq_collect_one(sqlite3_stmt *st, arena *a, size_t elem, sq_row_fn fn, void *out);
 /* Steps a statement that returns no rows; resets it; returns a store_rc. */

@@ -303,6 +303,13 @@ int sq_step_done(sqlite3_stmt *st)
     return sq_rc(rc) == STORE_OK ? STORE_ERROR : sq_rc(rc);
 }
 
+int sq_read_id(sqlite3_stmt *st, arena *a, void *dst)
+{
+    const char **id = dst;
+    *id = sq_col_dup(a, st, 0);
+    return *id ? STORE_OK : STORE_ERROR;
+}
+
 int sq_collect_one(sqlite3_stmt *st, arena *a, size_t elem, sq_row_fn fn, void *out)
 {
     void *v;

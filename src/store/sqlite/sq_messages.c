@@ -463,9 +463,51 @@ static int op_chunks_stats(store *s, const char *user_id, const char *session_id
     return rc;
 }
 
+/* One indexed range read per given message (messages_session_time: session, then time; rid breaks ties), all
+ * in one read transaction. */
+static int op_messages_following(store *s, const char *const *ids, size_t n, int depth, arena *a, store_follow **out,
+                                 size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0 || depth <= 0)
+        return STORE_OK;
+    store_follow *f = arena_alloc(a, n * (size_t)depth * sizeof *f);
+    if (!f)
+        return STORE_ERROR;
+    size_t o = 0;
+    int rc = STORE_OK;
+    sq_conn *c = sq_reader_get(SQ(s));
+    sq_exec(c, "BEGIN");
+    for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+        sqlite3_stmt *st = sq_prepare(c, "SELECT n.id FROM messages m JOIN messages n ON n.session_id = m.session_id"
+                                         " AND (n.created_at, n.rid) > (m.created_at, m.rid)"
+                                         " WHERE m.id = ?1 ORDER BY n.created_at, n.rid LIMIT ?2");
+        if (!st) {
+            rc = STORE_ERROR;
+            break;
+        }
+        sq_bind_text(st, 1, ids[i]);
+        sqlite3_bind_int(st, 2, depth);
+        const char **next = NULL;
+        size_t nn = 0;
+        rc = sq_collect(st, a, sizeof *next, sq_read_id, (size_t)depth, (void **)&next, &nn);
+        for (size_t k = 0; k < nn && rc == STORE_OK; k++)
+            f[o++] = (store_follow){.from = ids[i], .id = next[k], .distance = (int)k + 1};
+    }
+    sq_exec(c, "COMMIT");
+    sq_reader_put(SQ(s), c);
+    if (rc != STORE_OK)
+        return rc;
+    *out = f;
+    *n_out = o;
+    return STORE_OK;
+}
+
 void sq_ops_messages(store_ops *ops)
 {
     ops->messages_add = op_messages_add;
+    ops->messages_following = op_messages_following;
     ops->messages_list = op_messages_list;
     ops->messages_read = op_messages_read;
     ops->messages_update = op_messages_update;

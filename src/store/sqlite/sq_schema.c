@@ -5,8 +5,8 @@
  * pending migrations run in one transaction at open, so a crash mid-migration leaves the old version.
  * Keyword indexes (FTS5, porter + unicode61 without diacritics) are kept in sync by triggers, so they
  * change in the same transaction as the rows they index, cascaded deletes included. Migration 2 adds the
- * LLM layers (flushes, episodes, facts and their vectors; sq_layers.c); a version-1 database migrates in
- * place at open. */
+ * LLM layers (flushes, episodes, facts and their vectors; sq_layers.c); migration 3 indexes each message with
+ * the one before it (message_fts.prev). An older database migrates in place at open. */
 #include "store/sqlite/sq.h"
 #include "util/log.h"
 
@@ -156,6 +156,32 @@ static const char *const migrations[] = {
     "  DELETE FROM fact_vectors WHERE rid = old.rid;"
     "  INSERT INTO fact_fts(rowid, body) SELECT new.rid, new.content || ' ' || coalesce(new.entities, '')"
     "  WHERE new.status = 0; END;",
+
+    /* 3: a message's keyword row also holds the message before it in its session (column prev), which the
+     * search weighs little (sq_search.c): the context makes a reply findable by the words of what it answers
+     * and smooths document frequencies and lengths (BENCHMARKS.md, retrieval quality). The session's order
+     * is created_at, then insertion (rid); an insert is its session's last message; a delete or a text change
+     * re-links the message after it. */
+    "DROP TRIGGER messages_ai; DROP TRIGGER messages_ad; DROP TRIGGER messages_au; DROP TABLE message_fts;"
+    "CREATE VIRTUAL TABLE message_fts USING fts5(body, prev, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "INSERT INTO message_fts(rowid, body, prev)"
+    "  SELECT rid, content, lag(content) OVER (PARTITION BY session_id ORDER BY created_at, rid) FROM messages;"
+    "CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO message_fts(rowid, body, prev) VALUES (new.rid, new.content,"
+    "    (SELECT content FROM messages WHERE session_id = new.session_id"
+    "     AND (created_at, rid) < (new.created_at, new.rid) ORDER BY created_at DESC, rid DESC LIMIT 1)); END;"
+    "CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+    "  DELETE FROM message_fts WHERE rowid = old.rid;"
+    "  UPDATE message_fts SET prev = (SELECT content FROM messages WHERE session_id = old.session_id"
+    "    AND (created_at, rid) < (old.created_at, old.rid) ORDER BY created_at DESC, rid DESC LIMIT 1)"
+    "  WHERE rowid = (SELECT rid FROM messages WHERE session_id = old.session_id"
+    "    AND (created_at, rid) > (old.created_at, old.rid) ORDER BY created_at, rid LIMIT 1); END;"
+    "CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN"
+    "  UPDATE message_fts SET body = new.content WHERE rowid = old.rid;"
+    "  UPDATE message_fts SET prev = new.content"
+    "  WHERE rowid = (SELECT rid FROM messages WHERE session_id = new.session_id"
+    "    AND (created_at, rid) > (new.created_at, new.rid) ORDER BY created_at, rid LIMIT 1);"
+    "  DELETE FROM message_vectors WHERE rid = old.rid; END;",
 };
 
 const int SQ_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
@@ -366,6 +392,16 @@ static int op_validate(store *s, char *report, size_t len)
         int64_t ef = sq_query_int(c, "SELECT count(*) FROM episode_fts", NULL);
         int64_t f = sq_query_int(c, "SELECT count(*) FROM facts WHERE status = 0", NULL);
         int64_t ff = sq_query_int(c, "SELECT count(*) FROM fact_fts", NULL);
+        /* each message's context column holds the text of the message before it in its session */
+        int64_t stale = sq_query_int(c,
+                                     "SELECT count(*) FROM (SELECT rid, lag(content) OVER (PARTITION BY session_id"
+                                     " ORDER BY created_at, rid) AS p FROM messages) m"
+                                     " JOIN message_fts f ON f.rowid = m.rid WHERE f.prev IS NOT m.p", NULL);
+        if (stale > 0) {
+            o += (size_t)snprintf(report + o, len - o, "keyword context of %lld messages out of date; ",
+                                  (long long)stale);
+            ok = 0;
+        }
         if (m != mf || k != kf || e != ef || f != ff) {
             o += (size_t)snprintf(report + o, len - o,
                                   "keyword index out of sync (%lld/%lld, %lld/%lld, %lld/%lld, %lld/%lld); ",

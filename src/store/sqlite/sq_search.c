@@ -1,4 +1,6 @@
 /* sq_search — keyword (BM25) search over a user's messages, knowledge, episodes and current facts with FTS5.
+ * A message's row also holds the message before it (column prev, weighed SQ_CONTEXT_WEIGHT); a search
+ * without context matches the own text only (a column filter).
  *
  * Terms are quoted as FTS5 strings and OR-ed, so no user text is ever read as query syntax. Each unit type
  * has its own index and is searched separately (in one read transaction, so all see one snapshot); the
@@ -9,15 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *fts_query(arena *a, const char *const *terms, size_t n)
+/* '"t1" OR "t2" ...', or with own_text 'body : ("t1" OR ...)', which leaves the context column out. */
+static char *fts_query(arena *a, const char *const *terms, size_t n, int own_text)
 {
-    size_t cap = 1;
+    size_t cap = 16;
     for (size_t i = 0; i < n; i++)
         cap += 2 * strlen(terms[i]) + 6;
     char *q = arena_alloc(a, cap);
     if (!q)
         return NULL;
     size_t o = 0;
+    if (own_text) {
+        memcpy(q, "body : (", 8);
+        o = 8;
+    }
     for (size_t i = 0; i < n; i++) {
         if (i) {
             memcpy(q + o, " OR ", 4);
@@ -31,6 +38,8 @@ static char *fts_query(arena *a, const char *const *terms, size_t n)
         }
         q[o++] = '"';
     }
+    if (own_text)
+        q[o++] = ')';
     q[o] = '\0';
     return q;
 }
@@ -69,9 +78,14 @@ static int by_score_desc(const void *x, const void *y)
     return strcmp(a->id, b->id);
 }
 
+/* The BM25 weight of a message's context column (the message before it) against its own text's 1.0: small,
+ * so its own words decide, but its neighbour still counts in document frequencies and lengths and finds a
+ * reply by what it answers (chosen with bench/recall, BENCHMARKS.md). */
+#define SQ_CONTEXT_WEIGHT "0.1"
+
 /* Per unit type: ?1 the FTS5 query, ?2 the user, ?3 the agent (NULL: any), ?4 the limit. */
 static const char *const SEARCH[STORE_UNIT_TYPES] = {
-    "SELECT " SQ_HIT_MESSAGE ", -bm25(message_fts) AS score"
+    "SELECT " SQ_HIT_MESSAGE ", -bm25(message_fts, 1.0, " SQ_CONTEXT_WEIGHT ") AS score"
     " FROM message_fts JOIN messages m ON m.rid = message_fts.rowid JOIN sessions s ON s.id = m.session_id"
     " WHERE message_fts MATCH ?1 AND m.user_id = ?2 AND (?3 IS NULL OR s.agent_id = ?3)"
     " ORDER BY score DESC LIMIT ?4",
@@ -99,7 +113,7 @@ static int op_search_keyword(store *s, const store_search *q, arena *a, store_hi
         any |= include[t];
     if (q->n_terms == 0 || q->limit <= 0 || !any)
         return STORE_OK;
-    char *match = fts_query(a, q->terms, q->n_terms);
+    char *match = fts_query(a, q->terms, q->n_terms, !q->context);
     if (!match)
         return STORE_ERROR;
     store_hit *part[STORE_UNIT_TYPES] = {0};

@@ -95,13 +95,6 @@ static int op_units_get(store *s, enum store_hit_type type, const char *const *i
     return rc;
 }
 
-static int read_id(sqlite3_stmt *st, arena *a, void *dst)
-{
-    const char **id = dst;
-    *id = sq_col_dup(a, st, 0);
-    return *id ? STORE_OK : STORE_ERROR;
-}
-
 static int op_users_recent(store *s, int limit, arena *a, const char ***ids, size_t *n)
 {
     sq_conn *c = sq_reader_get(SQ(s));
@@ -109,7 +102,7 @@ static int op_users_recent(store *s, int limit, arena *a, const char ***ids, siz
     int rc = STORE_ERROR;
     if (st) {
         sqlite3_bind_int(st, 1, limit);
-        rc = sq_collect(st, a, sizeof **ids, read_id, (size_t)-1, (void **)ids, n);
+        rc = sq_collect(st, a, sizeof **ids, sq_read_id, (size_t)-1, (void **)ids, n);
     }
     sq_reader_put(SQ(s), c);
     return rc;
