@@ -245,11 +245,12 @@ static int cmd_serve(int argc, char **argv)
                       .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000},
                       .llm = {.retries = -1, .max_tokens = -1}, /* -1: the client's defaults (llm.h) */
                       .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
-                      .w_keyword = 2.0, .w_vector = 1.0, .index_memory_mb = 1024, .preload_users = 100,
+                      .w_keyword = 0.6, .w_vector = 0.4, .index_memory_mb = 1024, .preload_users = 100,
                       .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .pg_validate_idle_ms = PG_UNSET,
                       .mem = {.min_confidence = 0.6, .dup_similarity = 0.95, .candidate_similarity = 0.6,
                               .candidates = 4}};
     int idle_s = 60, conn_timeout_s = 60;
+    const char *fusion = "score", *context_window = "0.6,0.5,0.2";
     char err[512];
     embed_config ec;
     embed_config_default(&ec);
@@ -290,8 +291,12 @@ static int cmd_serve(int argc, char **argv)
         {"--embed-batch", "MEMFUSE_EMBED_BATCH", OPT_INT, &cfg.embedq.batch_max, "texts per embedding batch"},
         {"--embed-wait-ms", "MEMFUSE_EMBED_WAIT_MS", OPT_INT, &cfg.embedq.wait_ms, "longest wait for a batch"},
         {"--embed-queue", "MEMFUSE_EMBED_QUEUE", OPT_INT, &cfg.embedq.capacity, "embedding queue capacity"},
-        {"--weight-keyword", "MEMFUSE_WEIGHT_KEYWORD", OPT_DOUBLE, &cfg.w_keyword, "RRF weight of BM25"},
-        {"--weight-vector", "MEMFUSE_WEIGHT_VECTOR", OPT_DOUBLE, &cfg.w_vector, "RRF weight of dense search"},
+        {"--fusion", "MEMFUSE_FUSION", OPT_STR, &fusion,
+         "score (weighted mean of scaled scores) or rrf (reciprocal rank) for hybrid queries"},
+        {"--weight-keyword", "MEMFUSE_WEIGHT_KEYWORD", OPT_DOUBLE, &cfg.w_keyword, "fusion weight of BM25"},
+        {"--weight-vector", "MEMFUSE_WEIGHT_VECTOR", OPT_DOUBLE, &cfg.w_vector, "fusion weight of dense search"},
+        {"--context-window", "MEMFUSE_CONTEXT_WINDOW", OPT_STR, &context_window,
+         "weights of the 1st, 2nd, ... message before a message in hybrid scoring (0: none)"},
         {"--index-memory", "MEMFUSE_INDEX_MEMORY", OPT_INT, &cfg.index_memory_mb, "MiB of loaded vector indexes"},
         {"--hnsw-threshold", "MEMFUSE_HNSW_THRESHOLD", OPT_INT, &cfg.hnsw_threshold, "vectors per user from which search uses HNSW (0: never)"},
         {"--preload-users", "MEMFUSE_PRELOAD_USERS", OPT_INT, &cfg.preload_users, "indexes loaded at start"},
@@ -334,6 +339,21 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     cfg.buffer.idle_ms = idle_s * 1000;
+    if (strcmp(fusion, "score") != 0 && strcmp(fusion, "rrf") != 0) {
+        fprintf(stderr, "memfuse: --fusion must be score or rrf, not '%s'\n", fusion);
+        return 2;
+    }
+    cfg.fusion_rrf = strcmp(fusion, "rrf") == 0;
+    if (!(cfg.w_keyword >= 0 && cfg.w_vector >= 0 && cfg.w_keyword + cfg.w_vector > 0 &&
+          cfg.w_keyword + cfg.w_vector < 1e9)) {
+        fprintf(stderr, "memfuse: --weight-keyword and --weight-vector must be >= 0 and not both 0\n");
+        return 2;
+    }
+    if (fusion_parse_window(context_window, cfg.window, &cfg.n_window) != 0) {
+        fprintf(stderr, "memfuse: --context-window takes up to %d comma-separated weights in [0,1], not '%s'\n",
+                FUSION_WINDOW_MAX, context_window);
+        return 2;
+    }
     if (cfg.auth && (!cfg.admin_key || !*cfg.admin_key))
         log_warn("auth is on without an admin key: users and agents cannot be created or listed");
 

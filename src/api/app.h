@@ -16,6 +16,7 @@
 #include "llm/llm.h"
 #include "memory/memory.h"
 #include "core/round_buffer.h"
+#include "search/fusion.h"
 #include "core/taskpool.h"
 #include "store/store.h"
 #include "util/ids.h"
@@ -38,7 +39,10 @@ typedef struct app_config {
     rb_config buffer;
     const char *embedder; /* name reported by health */
     embedq_config embedq;
-    double w_keyword, w_vector; /* fusion weights (RRF) */
+    double w_keyword, w_vector; /* fusion weights of the two paths (search/fusion.h) */
+    int fusion_rrf;             /* 1: reciprocal-rank fusion; 0: score fusion (the default) */
+    double window[FUSION_WINDOW_MAX]; /* context window: weight of the d-th message before (search/fusion.h) */
+    int n_window;                     /* 0: no window */
     int index_memory_mb;        /* budget of loaded vector indexes */
     int hnsw_threshold;         /* vectors per user from which dense search walks an HNSW graph; 0: never */
     int preload_users;          /* indexes loaded at start */

@@ -6,7 +6,9 @@
  * episodes (level 1) and current facts (level 2); the ext flags include_episodes / include_facts (default
  * true) select the latter like include_messages / include_knowledge do the former. store_type null fuses
  * both paths by reciprocal rank (search/fusion.h); "keyword" / "vector" answer from one path; "graph"
- * answers from the facts (their text and entities) by both paths fused. */
+ * answers from the facts (their text and entities) by both paths fused. Hybrid queries fuse by scaled scores
+ * (or by rank, --fusion rrf) and then apply the context window: a message also scores by the few messages
+ * before it in its session (search/fusion.h; chosen with bench/recall, BENCHMARKS.md). */
 #include "api/api.h"
 #include "core/qcache.h"
 #include "search/fusion.h"
@@ -109,15 +111,54 @@ static uint64_t cache_key(const query_req *q, const char *user_id)
     return XXH3_64bits_withSeed(opts, sizeof opts, h);
 }
 
-/* One result candidate: found by BM25 (rank_k > 0, hit set), by dense search (rank_v > 0), or both. */
+/* One result candidate: found by BM25 (rank_k > 0, hit set), by dense search (rank_v > 0), both, or added by
+ * the context window as a message following a found one (neither rank). base is its fused score, ctx what
+ * the messages before it add (search/fusion.h). */
 typedef struct cand {
     const char *id;
     int type;
     int rank_k, rank_v;
-    double bm25, score;
+    double bm25, base, ctx, score;
     float sim;
     const store_hit *hit;
 } cand;
+
+/* The candidates with an id -> candidate hash (open addressing; slot holds index + 1). Capacity is fixed at
+ * init: the most candidates the query can make. */
+typedef struct cand_set {
+    cand *c;
+    size_t n, cap;
+    uint32_t *slot;
+    size_t mask;
+} cand_set;
+
+static int cands_init(cand_set *s, arena *a, size_t cap)
+{
+    size_t slots = 16;
+    while (slots < 2 * cap)
+        slots <<= 1;
+    s->c = arena_calloc(a, cap + 1, sizeof *s->c);
+    s->slot = arena_calloc(a, slots, sizeof *s->slot);
+    s->n = 0;
+    s->cap = cap;
+    s->mask = slots - 1;
+    return s->c && s->slot ? 0 : -1;
+}
+
+/* The candidate for id, added (zeroed, with its type) when absent and there is room; NULL when full. */
+static cand *cands_get(cand_set *s, const char *id, int type)
+{
+    size_t i = (size_t)XXH3_64bits(id, strlen(id)) & s->mask;
+    for (; s->slot[i]; i = (i + 1) & s->mask)
+        if (strcmp(s->c[s->slot[i] - 1].id, id) == 0)
+            return &s->c[s->slot[i] - 1];
+    if (s->n == s->cap)
+        return NULL;
+    cand *c = &s->c[s->n++];
+    *c = (cand){.id = id, .type = type};
+    s->slot[i] = (uint32_t)s->n;
+    return c;
+}
 
 static int by_score(const void *a, const void *b)
 {
@@ -125,6 +166,56 @@ static int by_score(const void *a, const void *b)
     if (x->score != y->score)
         return x->score < y->score ? 1 : -1;
     return strcmp(x->id, y->id);
+}
+
+static int by_base(const void *a, const void *b)
+{
+    const cand *x = *(const cand *const *)a, *y = *(const cand *const *)b;
+    if (x->base != y->base)
+        return x->base < y->base ? 1 : -1;
+    return strcmp(x->id, y->id);
+}
+
+/* The context window (search/fusion.h): the best-scoring found messages pass a share of their fused score to
+ * the messages after them in their sessions, which become candidates if they were not. Without the store's
+ * answer the hits keep their fused scores. */
+static void apply_window(http_request *req, cand_set *cs, const app_config *cfg, size_t n_src)
+{
+    cand **src = arena_alloc(req->a, (cs->n ? cs->n : 1) * sizeof *src);
+    if (!src)
+        return;
+    size_t ns = 0;
+    for (size_t i = 0; i < cs->n; i++)
+        if (cs->c[i].type == STORE_HIT_MESSAGE && cs->c[i].base > 0)
+            src[ns++] = &cs->c[i];
+    qsort(src, ns, sizeof *src, by_base);
+    if (ns > n_src)
+        ns = n_src;
+    const char **ids = arena_alloc(req->a, (ns ? ns : 1) * sizeof *ids);
+    double *base = arena_alloc(req->a, (ns ? ns : 1) * sizeof *base);
+    if (!ids || !base)
+        return;
+    for (size_t i = 0; i < ns; i++) {
+        ids[i] = src[i]->id;
+        base[i] = src[i]->base; /* src pointers stay valid: cands_get only appends, within capacity */
+    }
+    store_follow *f;
+    size_t nf;
+    int rc = api_app(req)->st->ops->messages_following(api_app(req)->st, ids, ns, cfg->n_window, req->a, &f, &nf);
+    if (rc != STORE_OK) {
+        log_warn("query: context window skipped: %s", store_rc_name(rc));
+        return;
+    }
+    size_t si = 0;
+    for (size_t i = 0; i < nf; i++) {
+        while (si < ns && strcmp(ids[si], f[i].from) != 0) /* grouped by source, in source order */
+            si++;
+        if (si == ns)
+            break;
+        cand *c = cands_get(cs, f[i].id, STORE_HIT_MESSAGE);
+        if (c && f[i].distance >= 1 && f[i].distance <= cfg->n_window)
+            c->ctx += cfg->window[f[i].distance - 1] * base[si];
+    }
 }
 
 static void write_hit(jw *j, const cand *c, const query_req *q, const char *user_id)
@@ -173,6 +264,12 @@ static void write_hit(jw *j, const cand *c, const query_req *q, const char *user
             jw_obj(j);
             jw_kint(j, "rank", c->rank_k);
             jw_kdouble(j, "score", c->bm25);
+            jw_obj_end(j);
+        }
+        if (c->ctx > 0) {
+            jw_key(j, "context"); /* what the messages before it in its session added */
+            jw_obj(j);
+            jw_kdouble(j, "score", c->ctx);
             jw_obj_end(j);
         }
         if (c->rank_v) {
@@ -307,7 +404,7 @@ void api_query(http_request *req, http_response *res)
         store_search s = {.user_id = user_id, .agent_id = q.agent_id, .terms = terms, .n_terms = terms ? nt : 0,
                           .include_messages = q.include_messages, .include_knowledge = q.include_knowledge,
                           .include_episodes = q.include_episodes, .include_facts = q.include_facts,
-                          .limit = depth};
+                          .limit = depth, .context = hybrid};
         int64_t t0 = time_mono_ns();
         krc = ap->st->ops->search_keyword(ap->st, &s, req->a, &kh, &nk);
         opstats_observe_ns(OP_BM25_SEARCH, time_mono_ns() - t0);
@@ -329,34 +426,58 @@ void api_query(http_request *req, http_response *res)
     }
 
     int64_t t_fuse = time_mono_ns();
-    cand *c = arena_calloc(req->a, nk + nv + 1, sizeof *c);
-    if (!c) {
+    const app_config *cfg = ap->cfg;
+    int window = hybrid && cfg->n_window > 0 && q.include_messages;
+    size_t n_src = (size_t)(q.top_k * 2 < 20 ? 20 : q.top_k * 2);
+    cand_set cs;
+    if (cands_init(&cs, req->a, nk + nv + (window ? n_src * (size_t)cfg->n_window : 0))) {
         api_store_error(res, STORE_ERROR, "query memory");
         goto out;
     }
-    size_t n = 0;
-    for (size_t i = 0; i < nk; i++)
-        c[n++] = (cand){.id = kh[i].id, .type = kh[i].type, .rank_k = (int)i + 1, .bm25 = kh[i].score, .hit = &kh[i]};
-    for (size_t i = 0; i < nv; i++) {
-        size_t m = 0;
-        while (m < nk && strcmp(c[m].id, vh[i].id) != 0)
-            m++;
-        if (m == nk)
-            c[m = n++] = (cand){.id = vh[i].id, .type = vh[i].type};
-        c[m].rank_v = (int)i + 1;
-        c[m].sim = vh[i].sim;
+    for (size_t i = 0; i < nk; i++) {
+        cand *c = cands_get(&cs, kh[i].id, kh[i].type);
+        c->rank_k = (int)i + 1;
+        c->bm25 = kh[i].score;
+        c->hit = &kh[i];
     }
-    double weights[2] = {ap->cfg->w_keyword, ap->cfg->w_vector};
-    for (size_t i = 0; i < n; i++) {
-        if (hybrid) {
-            int ranks[2] = {c[i].rank_k, c[i].rank_v};
-            c[i].score = fusion_rrf(ranks, weights, 2);
+    for (size_t i = 0; i < nv; i++) {
+        cand *c = cands_get(&cs, vh[i].id, vh[i].type);
+        c->rank_v = (int)i + 1;
+        c->sim = vh[i].sim;
+    }
+    /* each path scaled to [0,1]: BM25 by the best BM25, cosine between the dense path's last and best */
+    double kmax = nk ? kh[0].score : 0, vhi = nv ? vh[0].sim : 0, vlo = nv ? vh[nv - 1].sim : 0;
+    double weights[2] = {cfg->w_keyword, cfg->w_vector};
+    for (size_t i = 0; i < cs.n; i++) {
+        cand *c = &cs.c[i];
+        double kscaled = c->rank_k ? (kmax > 0 ? c->bm25 / kmax : 1.0) : 0;
+        double vscaled = c->rank_v ? fusion_minmax(c->sim, vlo, vhi) : 0;
+        if (hybrid && cfg->fusion_rrf) {
+            int ranks[2] = {c->rank_k, c->rank_v};
+            c->base = fusion_rrf(ranks, weights, 2);
+        } else if (hybrid) {
+            double scaled[2] = {kscaled, vscaled};
+            c->base = fusion_mean(scaled, weights, 2);
         } else if (want_k) {
-            c[i].score = kh[0].score > 0 ? c[i].bm25 / kh[0].score : 1.0;
+            c->base = kscaled;
         } else {
-            c[i].score = c[i].sim < 0 ? 0 : c[i].sim > 1 ? 1 : c[i].sim;
+            c->base = c->sim < 0 ? 0 : c->sim > 1 ? 1 : c->sim;
         }
     }
+    if (window)
+        apply_window(req, &cs, cfg, n_src);
+    /* ranked by base + ctx, rescaled so the best hit keeps the best fused score (first on every path: 1) */
+    double best_base = 0, best = 0;
+    for (size_t i = 0; i < cs.n; i++) {
+        double f = cs.c[i].base + cs.c[i].ctx;
+        best_base = cs.c[i].base > best_base ? cs.c[i].base : best_base;
+        best = f > best ? f : best;
+    }
+    double scale = best > 0 ? best_base / best : 1;
+    for (size_t i = 0; i < cs.n; i++)
+        cs.c[i].score = (cs.c[i].base + cs.c[i].ctx) * scale;
+    cand *c = cs.c;
+    size_t n = cs.n;
     qsort(c, n, sizeof *c, by_score);
     opstats_observe_ns(OP_FUSION, time_mono_ns() - t_fuse);
     if (n > (size_t)q.top_k)

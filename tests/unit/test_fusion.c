@@ -1,5 +1,6 @@
 /* fusion (src/search/fusion.h): reciprocal-rank fusion, normalised so that rank 1 on every weighted path
- * scores 1; paths with a weight <= 0 are ignored. */
+ * scores 1; paths with a weight <= 0 are ignored. Score fusion: the weighted mean of scaled scores, min-max
+ * scaling, and the context window's weights as configured. */
 #include <math.h>
 
 #include "testutil.h"
@@ -69,6 +70,64 @@ static void test_monotonic_in_rank(void **state)
     assert_true(fusion_rrf(both, w, 2) > fusion_rrf(one, w, 2));
 }
 
+static void test_mean_and_minmax(void **state)
+{
+    (void)state;
+    double w[] = {2.0, 1.0};
+    double both[] = {1.0, 1.0}, k_only[] = {1.0, 0.0}, v_only[] = {0.0, 1.0}, half[] = {0.5, 0.25};
+    assert_float_equal(fusion_mean(both, w, 2), 1.0, EPS);
+    assert_float_equal(fusion_mean(k_only, w, 2), 2.0 / 3, EPS);
+    assert_float_equal(fusion_mean(v_only, w, 2), 1.0 / 3, EPS);
+    assert_float_equal(fusion_mean(half, w, 2), (2 * 0.5 + 0.25) / 3, EPS);
+    double out_of_range[] = {7.0, -1.0}; /* clamped into [0,1] */
+    assert_float_equal(fusion_mean(out_of_range, w, 2), 2.0 / 3, EPS);
+    double w0[] = {0.0, -1.0};
+    assert_float_equal(fusion_mean(both, w0, 2), 0.0, EPS);
+    double w1[] = {0.0, 5.0}; /* a zero-weight path neither adds nor counts */
+    assert_float_equal(fusion_mean(v_only, w1, 2), 1.0, EPS);
+
+    assert_float_equal(fusion_minmax(0.8, 0.2, 0.8), 1.0, EPS);
+    assert_float_equal(fusion_minmax(0.2, 0.2, 0.8), 0.0, EPS);
+    assert_float_equal(fusion_minmax(0.5, 0.2, 0.8), 0.5, EPS);
+    assert_float_equal(fusion_minmax(0.9, 0.2, 0.8), 1.0, EPS);
+    assert_float_equal(fusion_minmax(-0.3, 0.2, 0.8), 0.0, EPS);
+    assert_float_equal(fusion_minmax(0.4, 0.4, 0.4), 1.0, EPS); /* a single similarity */
+}
+
+static void test_parse_window(void **state)
+{
+    (void)state;
+    double w[FUSION_WINDOW_MAX] = {9, 9, 9};
+    int n = -1;
+    assert_int_equal(fusion_parse_window("0.6,0.5,0.2", w, &n), 0);
+    assert_int_equal(n, 3);
+    assert_float_equal(w[0], 0.6, EPS);
+    assert_float_equal(w[1], 0.5, EPS);
+    assert_float_equal(w[2], 0.2, EPS);
+    assert_int_equal(fusion_parse_window(" 1 , 0 ,0.25 ", w, &n), 0);
+    assert_int_equal(n, 3);
+    assert_float_equal(w[1], 0.0, EPS);
+    assert_int_equal(fusion_parse_window("0", w, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(fusion_parse_window("", w, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(fusion_parse_window("0.5,0", w, &n), 0);
+    assert_int_equal(n, 1);
+    /* anything else is refused and changes nothing */
+    const char *bad[] = {"x", "0.5,", ",0.5", "0.5;0.2", "1.5", "-0.1", "nan", "inf", "0.5 0.2", "1e999",
+                         "0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        n = 42;
+        w[0] = 7;
+        if (fusion_parse_window(bad[i], w, &n) != -1)
+            fail_msg("'%s' was accepted", bad[i]);
+        assert_int_equal(n, 42);
+        assert_float_equal(w[0], 7, EPS);
+    }
+    assert_int_equal(fusion_parse_window("0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1", w, &n), 0);
+    assert_int_equal(n, FUSION_WINDOW_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -76,6 +135,8 @@ int main(void)
         cmocka_unit_test(test_formula),
         cmocka_unit_test(test_not_found_and_weights),
         cmocka_unit_test(test_monotonic_in_rank),
+        cmocka_unit_test(test_mean_and_minmax),
+        cmocka_unit_test(test_parse_window),
     };
     return cmocka_run_group_tests_name("fusion", tests, NULL, NULL);
 }
