@@ -16,7 +16,8 @@ temporary data directory, and stopped afterwards):
      server loaded with N messages for one user (rounds of 100, use-lite vectors all stored), then
      `query-keyword,query-vector,query-hybrid` over one connection; the 10k run also gives the ingest rate;
   4. build/bench/embed_bench (sgemm peak, use-lite throughput);
-  5. bench/recall/recall.py on the LoCoMo-format fixture, hybrid, vector and keyword.
+  5. bench/recall/recall.py on our LoCoMo-format dev set (bench/recall/devset.json), hybrid, vector and
+     keyword.
 Then it writes bench/results/benchmarks.json, bench/results/query_latency.dat and (gnuplot)
 bench/results/query_latency.png, and replaces the section between the BEGIN/END markers of BENCHMARKS.md
 (inserted after the introduction the first time); every other section of BENCHMARKS.md is kept as it is.
@@ -183,7 +184,7 @@ def recall(binary):
     out = {}
     for st in ("hybrid", "vector", "keyword"):
         j = os.path.join(tempfile.mkdtemp(prefix="memfuse-recall-"), "r.json")
-        cmd = [sys.executable, "bench/recall/recall.py", "tests/fixtures/locomo_small.json", "--bin", binary,
+        cmd = [sys.executable, "bench/recall/recall.py", "bench/recall/devset.json", "--bin", binary,
                "--store-type", st, "--json", j]
         log(" ".join(cmd[1:]))
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -363,7 +364,7 @@ def report(R):
          "≤ 60 MB RSS / ≤ 300 ms",
          f"{idle_mb:.1f} MiB / {start_ms:.0f} ms (exec to listening)", "—", "—",
          yes(idle_mb * 1.048576 <= 60 and start_ms <= 300)),
-        (f"retrieval quality: evidence recall@10 (LoCoMo-format fixture, {nq} questions)",
+        (f"retrieval quality: evidence recall@10 (our LoCoMo-format dev set, {nq} questions)",
          "fused ≥ best single path + 5 points",
          f"hybrid {r10['hybrid']:.3f} (MRR {mrr['hybrid']:.3f}); vector {r10['vector']:.3f} (MRR {mrr['vector']:.3f}); "
          f"keyword {r10['keyword']:.3f} (MRR {mrr['keyword']:.3f})",
@@ -400,9 +401,10 @@ def report(R):
             "nginx serving the same JSON bytes as a static file, driven by the same client.",
             "- embedding: `build/bench/embed_bench` (its full output is in bench/results/benchmarks.json); the Node "
             "reference figure is DESIGN.md's (≈126 texts/s here; see \"Embeddings\" below for a measured run).",
-            f"- retrieval: `bench/recall/recall.py tests/fixtures/locomo_small.json --store-type T`: our own "
-            f"{nq}-question fixture; too small to separate the paths (every path finds all evidence in its top 10), "
-            "so the quality target stays open until a LoCoMo-scale set is on the machine.",
+            f"- retrieval: `bench/recall/recall.py bench/recall/devset.json --store-type T`: our own dev set in the "
+            f"LoCoMo format ({nq} questions over five long two-person chats; section \"Retrieval quality\" below), "
+            "each question asked through `POST /query` with top_k 20; the held-out LoCoMo-scale goal (≥ 0.73) is "
+            "discussed there.",
             "- idle memory and cold start: the server `memfuse bench` starts for the health run, 300 ms after it "
             "printed its listening line."]
     out += ["", "Every scenario of `memfuse bench` in this run:", "",
