@@ -5,10 +5,11 @@
  * vector index on the task pool. Units are messages and knowledge (level 0), and with the LLM layers on,
  * episodes (level 1) and current facts (level 2); the ext flags include_episodes / include_facts (default
  * true) select the latter like include_messages / include_knowledge do the former. store_type null fuses
- * both paths by reciprocal rank (search/fusion.h); "keyword" / "vector" answer from one path; "graph"
- * answers from the facts (their text and entities) by both paths fused. Hybrid queries fuse by scaled scores
- * (or by rank, --fusion rrf) and then apply the context window: a message also scores by the few messages
- * before it in its session (search/fusion.h; chosen with bench/recall, BENCHMARKS.md). */
+ * both paths by scaled scores (or by rank, --fusion rrf) and then applies the context window: a message also
+ * scores by the few messages before it in its session, and is matched (weighed little) by the words of the
+ * one before it (search/fusion.h; chosen with bench/recall, BENCHMARKS.md). "keyword" / "vector" answer from
+ * one path, by the units' own text; "graph" answers from the facts (their text and entities) by both paths
+ * fused. */
 #include "api/api.h"
 #include "core/qcache.h"
 #include "search/fusion.h"
