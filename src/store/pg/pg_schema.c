@@ -149,22 +149,25 @@ static const char *const migrations[] = {
     "  EXECUTE FUNCTION memfuse_facts_au();",
 
     /* 3: a message's keyword context, ctx: the tsvector of the message before it in its session (order
-     * created_at, seq), as in the SQLite backend's message_fts.prev. Set before an insert (rows inserted
-     * earlier by the same statement are visible to a row trigger); a delete or a text change re-links the
-     * message after it. */
+     * created_at, seq), as in the SQLite backend's message_fts.prev. Set before an insert; a delete or a
+     * text change re-links the message after it. The triggers of one session take one transaction-scoped
+     * advisory lock, so writers in several processes cannot each miss the other's uncommitted neighbour;
+     * the functions are volatile, so each of their reads sees what committed before the lock was granted. */
     "ALTER TABLE messages ADD COLUMN ctx tsvector;"
     "UPDATE messages m SET ctx = to_tsvector('memfuse_english', p.prev) FROM (SELECT seq, lag(content) OVER"
     "  (PARTITION BY session_id ORDER BY created_at, seq) AS prev FROM messages) p"
     "  WHERE p.seq = m.seq AND p.prev IS NOT NULL;"
     "CREATE INDEX messages_ctx ON messages USING gin(ctx);"
-    "CREATE FUNCTION memfuse_messages_prev(sid text, at text, s bigint) RETURNS tsvector LANGUAGE sql STABLE AS"
+    "CREATE FUNCTION memfuse_messages_prev(sid text, at text, s bigint) RETURNS tsvector LANGUAGE sql AS"
     "  $$SELECT to_tsvector('memfuse_english', p.content) FROM messages p WHERE p.session_id = sid"
     "    AND (p.created_at, p.seq) < (at, s) ORDER BY p.created_at DESC, p.seq DESC LIMIT 1$$;"
     "CREATE FUNCTION memfuse_messages_ctx_bi() RETURNS trigger LANGUAGE plpgsql AS"
-    "  $$BEGIN NEW.ctx := memfuse_messages_prev(NEW.session_id, NEW.created_at, NEW.seq); RETURN NEW; END$$;"
+    "  $$BEGIN PERFORM pg_advisory_xact_lock(hashtext('memfuse.ctx:' || NEW.session_id));"
+    "    NEW.ctx := memfuse_messages_prev(NEW.session_id, NEW.created_at, NEW.seq); RETURN NEW; END$$;"
     "CREATE FUNCTION memfuse_messages_ctx_next() RETURNS trigger LANGUAGE plpgsql AS"
     "  $$DECLARE m messages%ROWTYPE; BEGIN"
     "    IF TG_OP = 'DELETE' THEN m := OLD; ELSE m := NEW; END IF;"
+    "    PERFORM pg_advisory_xact_lock(hashtext('memfuse.ctx:' || m.session_id));"
     "    UPDATE messages n SET ctx = CASE WHEN TG_OP = 'DELETE'"
     "        THEN memfuse_messages_prev(m.session_id, m.created_at, m.seq)"
     "        ELSE to_tsvector('memfuse_english', m.content) END"
