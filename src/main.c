@@ -22,6 +22,7 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +239,54 @@ static void stop_layers(app *ap)
     ap->layers = 0;
 }
 
+/* Stop signals. A library may start threads before main runs (OpenBLAS starts its workers in a constructor),
+ * and those do not block SIGTERM/SIGINT, so the kernel may deliver either there, where the default action
+ * would end the process without a graceful stop. A handler makes that harmless: whichever thread takes the
+ * signal writes its number into a pipe that main reads. Our own threads block both (they inherit the mask
+ * set before the first of them starts), so their blocking calls are never interrupted. */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(stop_pipe[1], &b, 1); /* non-blocking: a flood of signals never stalls a thread */
+    (void)w;
+    errno = saved;
+}
+
+static int stop_signals_install(sigset_t *sigs)
+{
+    if (pipe2(stop_pipe, O_CLOEXEC) != 0 || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) != 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    return pthread_sigmask(SIG_BLOCK, sigs, NULL) == 0 ? 0 : -1;
+}
+
+/* Blocks until a stop signal arrives (on any thread); returns it. */
+static int stop_signals_wait(const sigset_t *sigs)
+{
+    pthread_sigmask(SIG_UNBLOCK, sigs, NULL); /* main takes them from now on */
+    unsigned char b;
+    for (;;) {
+        ssize_t r = read(stop_pipe[0], &b, 1);
+        if (r == 1)
+            return b;
+        if (r < 0 && errno == EINTR)
+            continue;
+        return SIGTERM; /* the pipe failed: stop rather than serve on unstoppable */
+    }
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     app_config cfg = {.host = "0.0.0.0", .port = 8000, .data_dir = "./data", .store_kind = "sqlite",
@@ -357,12 +406,13 @@ static int cmd_serve(int argc, char **argv)
     if (cfg.auth && (!cfg.admin_key || !*cfg.admin_key))
         log_warn("auth is on without an admin key: users and agents cannot be created or listed");
 
-    /* signals are taken by sigwait below; block them before any thread starts so all inherit the mask */
+    /* stop signals: a handler and a pipe (stop_signals_install); blocked before any thread of ours starts, so
+     * all of them inherit the mask */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (stop_signals_install(&sigs) != 0) {
+        fprintf(stderr, "memfuse: cannot install the signal handlers: %s\n", strerror(errno));
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     app ap = {.cfg = &cfg, .started_us = time_now_us()};
@@ -437,8 +487,7 @@ static int cmd_serve(int argc, char **argv)
     printf("memfuse listening on http://%s:%d\n", cfg.host, http_server_port(srv));
     fflush(stdout);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    int sig = stop_signals_wait(&sigs);
     log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_server_quiesce(srv);
     int left = http_server_drain(srv, 10000);
