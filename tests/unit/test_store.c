@@ -922,6 +922,18 @@ static void test_search_keyword_context(void **state)
     assert_int_equal(search_ctx(f, u, "purple", 1, &h), 1);
     assert_valid(f);
 
+    /* a message stamped before the session's last (the clock went back) slots in by time: both it and the
+     * message now after it get the right context */
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO messages(id, session_id, round_id, user_id, role, content, created_at, updated_at)"
+             " SELECT 'late-1', session_id, round_id, user_id, 'user', 'an otter swam past', '2000-01-01T00:00:00Z',"
+             " '2000-01-01T00:00:00Z' FROM messages WHERE id = '%s'", purple);
+    raw_sql(f, sql);
+    assert_int_equal(search_ctx(f, u, "otter", 1, &h), 2);
+    assert_string_equal(h[1].id, purple);
+    assert_valid(f);
+
     /* validate notices a context that is not the message before */
     raw_sql(f, "UPDATE message_fts SET prev = 'stale words' WHERE rowid = (SELECT max(rid) FROM messages)");
     char report[1024];

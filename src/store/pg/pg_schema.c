@@ -149,8 +149,8 @@ static const char *const migrations[] = {
     "  EXECUTE FUNCTION memfuse_facts_au();",
 
     /* 3: a message's keyword context, ctx: the tsvector of the message before it in its session (order
-     * created_at, seq), as in the SQLite backend's message_fts.prev. Set before an insert; a delete or a
-     * text change re-links the message after it. The triggers of one session take one transaction-scoped
+     * created_at, seq), as in the SQLite backend's message_fts.prev. Set before an insert; an insert (normally
+     * the session's last, unless the clock went back), a delete or a text change re-links the message after it. The triggers of one session take one transaction-scoped
      * advisory lock, so writers in several processes cannot each miss the other's uncommitted neighbour;
      * the functions are volatile, so each of their reads sees what committed before the lock was granted. */
     "ALTER TABLE messages ADD COLUMN ctx tsvector;"
@@ -176,6 +176,8 @@ static const char *const migrations[] = {
     "    RETURN NULL; END$$;"
     "CREATE TRIGGER messages_ctx_bi BEFORE INSERT ON messages FOR EACH ROW"
     "  EXECUTE FUNCTION memfuse_messages_ctx_bi();"
+    "CREATE TRIGGER messages_ctx_ai AFTER INSERT ON messages FOR EACH ROW"
+    "  EXECUTE FUNCTION memfuse_messages_ctx_next();"
     "CREATE TRIGGER messages_ctx_ad AFTER DELETE ON messages FOR EACH ROW"
     "  EXECUTE FUNCTION memfuse_messages_ctx_next();"
     "CREATE TRIGGER messages_ctx_au AFTER UPDATE OF content ON messages FOR EACH ROW"
@@ -197,7 +199,8 @@ static const char *const expected_relations[] = {
 };
 
 static const char *const expected_triggers[] = {"messages_au", "knowledge_au", "episodes_au", "facts_au",
-                                                "messages_ctx_bi", "messages_ctx_ad", "messages_ctx_au"};
+                                                "messages_ctx_bi", "messages_ctx_ai", "messages_ctx_ad",
+                                                "messages_ctx_au"};
 
 #define DATA_TABLES "fact_vectors, episode_vectors, facts, episodes, flushes, message_vectors, knowledge_vectors," \
                     " api_keys, knowledge, messages, rounds, sessions, agents, users"

@@ -160,8 +160,8 @@ static const char *const migrations[] = {
     /* 3: a message's keyword row also holds the message before it in its session (column prev), which the
      * search weighs little (sq_search.c): the context makes a reply findable by the words of what it answers
      * and smooths document frequencies and lengths (BENCHMARKS.md, retrieval quality). The session's order
-     * is created_at, then insertion (rid); an insert is its session's last message; a delete or a text change
-     * re-links the message after it. */
+     * is created_at, then insertion (rid); an insert, a delete or a text change re-links the message after
+     * it (an insert is normally the session's last, unless the clock went back). */
     "DROP TRIGGER messages_ai; DROP TRIGGER messages_ad; DROP TRIGGER messages_au; DROP TABLE message_fts;"
     "CREATE VIRTUAL TABLE message_fts USING fts5(body, prev, tokenize = 'porter unicode61 remove_diacritics 2');"
     "INSERT INTO message_fts(rowid, body, prev)"
@@ -169,7 +169,10 @@ static const char *const migrations[] = {
     "CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
     "  INSERT INTO message_fts(rowid, body, prev) VALUES (new.rid, new.content,"
     "    (SELECT content FROM messages WHERE session_id = new.session_id"
-    "     AND (created_at, rid) < (new.created_at, new.rid) ORDER BY created_at DESC, rid DESC LIMIT 1)); END;"
+    "     AND (created_at, rid) < (new.created_at, new.rid) ORDER BY created_at DESC, rid DESC LIMIT 1));"
+    "  UPDATE message_fts SET prev = new.content"
+    "  WHERE rowid = (SELECT rid FROM messages WHERE session_id = new.session_id"
+    "    AND (created_at, rid) > (new.created_at, new.rid) ORDER BY created_at, rid LIMIT 1); END;"
     "CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
     "  DELETE FROM message_fts WHERE rowid = old.rid;"
     "  UPDATE message_fts SET prev = (SELECT content FROM messages WHERE session_id = old.session_id"
