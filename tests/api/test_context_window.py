@@ -71,8 +71,8 @@ def test_single_paths_keep_their_own_text(chat):
 
 
 def test_hybrid_finds_a_reply_by_the_words_it_answers(api):
-    """The context column alone (no window): with --context-window 0 the reply is still found by keyword,
-    through the question before it, below the question itself."""
+    """The context column: the keyword path itself finds the reply through the question before it (the
+    reply shares no word with the query), and scores it below the question."""
     u, a, s = world(api)
     ids = add_messages(api, s["id"], msgs("Which watercolour did you paint for the show?",
                                           "The heron at dawn, mostly greys and blues.", role="alt"))
