@@ -17,6 +17,7 @@
 #include "embed/embed_cli.h"
 #include "http/server.h"
 #include "bench/bench.h"
+#include "search/hnsw.h"
 #include "util/log.h"
 #include "util/opstats.h"
 #include "util/timeutil.h"
@@ -295,7 +296,7 @@ static int cmd_serve(int argc, char **argv)
                       .llm = {.retries = -1, .max_tokens = -1}, /* -1: the client's defaults (llm.h) */
                       .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
                       .w_keyword = 0.6, .w_vector = 0.4, .index_memory_mb = 1024, .preload_users = 100,
-                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .pg_validate_idle_ms = PG_UNSET,
+                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .hnsw_ef = HNSW_EF_DEFAULT, .pg_validate_idle_ms = PG_UNSET,
                       .mem = {.min_confidence = 0.6, .dup_similarity = 0.95, .candidate_similarity = 0.6,
                               .candidates = 4}};
     int idle_s = 60, conn_timeout_s = 60;
@@ -348,6 +349,7 @@ static int cmd_serve(int argc, char **argv)
          "weights of the 1st, 2nd, ... message before a message in hybrid scoring (0: none)"},
         {"--index-memory", "MEMFUSE_INDEX_MEMORY", OPT_INT, &cfg.index_memory_mb, "MiB of loaded vector indexes"},
         {"--hnsw-threshold", "MEMFUSE_HNSW_THRESHOLD", OPT_INT, &cfg.hnsw_threshold, "vectors per user from which search uses HNSW (0: never)"},
+        {"--hnsw-ef", "MEMFUSE_HNSW_EF", OPT_INT, &cfg.hnsw_ef, "candidate list of an HNSW search (more: better recall, slower)"},
         {"--preload-users", "MEMFUSE_PRELOAD_USERS", OPT_INT, &cfg.preload_users, "indexes loaded at start"},
         {"--llm-base-url", "MEMFUSE_LLM_BASE_URL", OPT_STR, &cfg.llm.base_url,
          "OpenAI-compatible endpoint; turns the M1/M2 layers on"},
@@ -393,6 +395,10 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     cfg.fusion_rrf = strcmp(fusion, "rrf") == 0;
+    if (cfg.hnsw_ef < 1 || cfg.hnsw_ef > HNSW_EF_MAX) {
+        fprintf(stderr, "memfuse: --hnsw-ef must be in 1..%d, not %d\n", HNSW_EF_MAX, cfg.hnsw_ef);
+        return 2;
+    }
     if (!(cfg.w_keyword >= 0 && cfg.w_vector >= 0 && cfg.w_keyword + cfg.w_vector > 0 &&
           cfg.w_keyword + cfg.w_vector < 1e9)) {
         fprintf(stderr, "memfuse: --weight-keyword and --weight-vector must be >= 0 and not both 0\n");
@@ -436,7 +442,8 @@ static int cmd_serve(int argc, char **argv)
     }
     cfg.embedder = embed_model_id(ap.emb);
     ap.ui = (user_index){.reg = &ap.reg, .st = ap.st, .model = embed_model_id(ap.emb), .dim = embed_dim(ap.emb),
-                         .budget = (size_t)cfg.index_memory_mb << 20, .hnsw_threshold = (size_t)cfg.hnsw_threshold};
+                         .budget = (size_t)cfg.index_memory_mb << 20, .hnsw_threshold = (size_t)cfg.hnsw_threshold,
+                         .hnsw_ef = (size_t)cfg.hnsw_ef};
     const store_ops *so = ap.st->ops;
     if (!so->units_unembedded || !so->units_get || !so->vectors_put || !so->vectors_of_user || !so->hits_get) {
         log_warn("store %s keeps no vectors yet: dense retrieval is off (keyword search only)", cfg.store_kind);

@@ -45,6 +45,7 @@ typedef struct app_config {
     int n_window;                     /* 0: no window */
     int index_memory_mb;        /* budget of loaded vector indexes */
     int hnsw_threshold;         /* vectors per user from which dense search walks an HNSW graph; 0: never */
+    int hnsw_ef;                /* candidate list of an HNSW search */
     int preload_users;          /* indexes loaded at start */
     llm_config llm;             /* base_url NULL: no LLM, the M1/M2 layers are off */
     flushmgr_config flush;

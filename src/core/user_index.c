@@ -60,6 +60,8 @@ static int load(user_index *ui, user_svc *svc)
     size_t n;
     int rc = ui->st->ops->vectors_of_user(ui->st, svc->user_id, ui->model, ui->dim, &a, &v, &n);
     vindex *vi = rc == STORE_OK ? vindex_new(ui->dim) : NULL;
+    if (vi)
+        vindex_set_hnsw_ef(vi, ui->hnsw_ef);
     if (rc == STORE_OK && (!vi || vindex_set_hnsw_threshold(vi, ui->hnsw_threshold) != 0))
         rc = STORE_ERROR;
     for (size_t i = 0; rc == STORE_OK && i < n; i++)

@@ -26,6 +26,7 @@ typedef struct user_index {
     int dim;
     size_t budget;           /* bytes of loaded indexes; 0: unlimited */
     size_t hnsw_threshold;   /* vectors from which an index searches an HNSW graph; 0: never (exact only) */
+    size_t hnsw_ef;          /* candidate list of a graph search; 0: the graph's default */
     _Atomic size_t loaded;   /* bytes loaded now */
     _Atomic uint64_t loads, evictions;
 } user_index;

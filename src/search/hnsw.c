@@ -55,7 +55,7 @@ struct hnsw {
 
 void hnsw_config_default(hnsw_config *c)
 {
-    *c = (hnsw_config){.m = 16, .ef_construction = 200, .ef_search = 64, .seed = 0x9e3779b97f4a7c15ull};
+    *c = (hnsw_config){.m = 16, .ef_construction = 200, .ef_search = HNSW_EF_DEFAULT, .seed = 0x9e3779b97f4a7c15ull};
 }
 
 hnsw *hnsw_new(int dim, const hnsw_config *c)
@@ -74,7 +74,7 @@ hnsw *hnsw_new(int dim, const hnsw_config *c)
     h->m = c->m;
     h->m0 = 2 * c->m;
     h->ef_c = c->ef_construction;
-    h->ef_s = c->ef_search > 0 ? c->ef_search : 64;
+    h->ef_s = c->ef_search > 0 ? c->ef_search : HNSW_EF_DEFAULT;
     h->ml = 1.0 / log((double)c->m);
     h->rng = c->seed;
     h->maxlevel = -1;

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define HNSW_EF_DEFAULT 64 /* ef_search of the default config */
 #define HNSW_EF_MAX 1024 /* the largest ef a filtered search grows to before giving up */
 #define HNSW_MIN_PASS_PCT 10/* below this share of walked nodes passing the filter, a search gives up */
 

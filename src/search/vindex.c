@@ -31,6 +31,7 @@ struct vindex {
     size_t *slots; /* open addressing: row index + 1, 0 = empty; nslots a power of two >= 2 * cap */
     size_t nslots;
     size_t threshold; /* rows from which the graph is used; 0: never */
+    size_t ef;        /* graph search candidate list; 0: the graph's default */
     hnsw *g;          /* NULL: exact scan only */
 };
 
@@ -173,6 +174,8 @@ int vindex_set_hnsw_threshold(vindex *v, size_t threshold)
         drop_graph(v);
     return settle(v);
 }
+
+void vindex_set_hnsw_ef(vindex *v, size_t ef) { v->ef = ef; }
 
 static size_t *slot_of(const vindex *v, const char *id)
 {
@@ -367,7 +370,7 @@ static size_t graph_search(const vindex *v, const float *q, size_t k, const vind
         return 0;
     accept_ctx a = {v, f};
     size_t n = 0;
-    if (hnsw_search(v->g, v->mat, q, k, 0, accept_row, &a, hh, &n) != 0 || n < k)
+    if (hnsw_search(v->g, v->mat, q, k, v->ef, accept_row, &a, hh, &n) != 0 || n < k)
         n = 0;
     for (size_t i = 0; i < n; i++) {
         const vrow *row = &v->rows[hh[i].row];

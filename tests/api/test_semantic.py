@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import sqlite_only
+from conftest import run_cli, sqlite_only
 from helpers import add_knowledge, add_messages, create_session, msgs, ok, query, world
 
 MEMORIES = [
@@ -221,3 +221,45 @@ def test_query_cache_serves_repeats_and_never_a_stale_answer(api):
     assert kid in [r["id"] for r in query(api, u["id"], "bees garden", store_type="keyword", top_k=5)]
     # a different option is a different answer
     assert query(api, u["id"], "bees garden", store_type="keyword", top_k=5, include_knowledge=False)[0]["type"] == "message"
+
+
+def test_graph_index_answers_like_the_exact_scan(spawn):
+    """Above --hnsw-threshold a user's dense search walks an HNSW graph (candidate list --hnsw-ef): through
+    the API it answers as the exact scan does, and a deleted message leaves it."""
+    filler = [f"Reminder {i}: {w} on {d}" for i, (w, d) in enumerate(
+        (w, d) for w in ("water the plants", "call the bank", "renew the passport", "book the dentist",
+                         "pay the rent", "back up the laptop", "return the library books", "buy stamps",
+                         "service the bike")
+        for d in ("Monday", "Wednesday", "Friday", "Sunday", "the 1st"))]
+    sides = []
+    for flags in (("--hnsw-threshold", "20", "--hnsw-ef", "32"), ("--hnsw-threshold", "0")):
+        srv = spawn(*flags, name="graph" if flags[1] == "20" else "exact")
+        api = srv.api()
+        u, _, s = world(api)
+        ids = add_messages(api, s["id"], msgs(*MEMORIES)) + add_messages(api, s["id"], msgs(*filler))
+        wait_vectors(api, u["id"], len(ids))
+        sides.append((api, u["id"], s["id"], ids))
+    (g_api, g_uid, g_sid, g_ids), (e_api, e_uid, e_sid, e_ids) = sides
+    same = dict(zip(e_ids, g_ids))
+
+    def both(q):
+        g = [r["id"] for r in query(g_api, g_uid, q, store_type="vector", top_k=10)]
+        e = [same[r["id"]] for r in query(e_api, e_uid, q, store_type="vector", top_k=10)]
+        return g, e
+
+    for q, m in PARAPHRASES.items():
+        g, e = both(q)
+        assert g[0] == g_ids[m] and len(g) == 10, q
+        assert len(set(g) & set(e)) >= 9, (q, g, e)
+    # the graph costs bytes beside the vectors: proof that the first server searches one
+    assert metric(g_api, "memfuse_vector_index_bytes") > metric(e_api, "memfuse_vector_index_bytes")
+    ok(g_api.delete(f"/sessions/{g_sid}/messages", json={"message_ids": [g_ids[0]]}))
+    assert g_ids[0] not in both("dog")[0]
+
+
+@pytest.mark.parametrize("value", ["0", "1025", "x"])
+def test_bad_hnsw_ef_refuses_to_start(value, tmp_path):
+    r = run_cli("serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / "d"), "--hnsw-ef", value,
+                timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "--hnsw-ef" in r.stderr, r.stderr

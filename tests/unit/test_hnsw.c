@@ -188,6 +188,26 @@ static void test_recall(void **state)
     assert_true(r >= 0.98);
 }
 
+/* The search's candidate list (vindex_set_hnsw_ef): the smallest (k itself) finds fewer of the true
+ * nearest than the default, a large one more; 0 restores the default. */
+static void test_ef(void **state)
+{
+    (void)state;
+    vindex_filter all = {.messages = 1, .knowledge = 1};
+    vindex_set_hnsw_ef(fx.vi, 1); /* raised to k */
+    double lo = recall(&all);
+    vindex_set_hnsw_ef(fx.vi, 0);
+    double def = recall(&all);
+    vindex_set_hnsw_ef(fx.vi, 256);
+    double hi = recall(&all);
+    vindex_set_hnsw_ef(fx.vi, 0);
+    print_message("recall@10 by ef: k %.4f, default %.4f, 256 %.4f\n", lo, def, hi);
+    assert_true(lo < def);
+    assert_true(hi >= def);
+    assert_true(hi >= 0.995);
+    assert_true(recall(&all) == def);
+}
+
 static void test_filters(void **state)
 {
     (void)state;
@@ -361,6 +381,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recall),
+        cmocka_unit_test(test_ef),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_threshold_crossing),
