@@ -295,7 +295,8 @@ static int cmd_serve(int argc, char **argv)
                       .buffer = {.max_rounds = 5, .max_tokens = 800, .idle_ms = 60000},
                       .llm = {.retries = -1, .max_tokens = -1}, /* -1: the client's defaults (llm.h) */
                       .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
-                      .w_keyword = 0.6, .w_vector = 0.4, .index_memory_mb = 1024, .preload_users = 100,
+                      .w_keyword = 0.6, .w_vector = 0.4, .speaker_boost = 0.4,
+                      .index_memory_mb = 1024, .preload_users = 100,
                       .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .hnsw_ef = HNSW_EF_DEFAULT, .pg_validate_idle_ms = PG_UNSET,
                       .mem = {.min_confidence = 0.6, .dup_similarity = 0.95, .candidate_similarity = 0.6,
                               .candidates = 4}};
@@ -345,6 +346,8 @@ static int cmd_serve(int argc, char **argv)
          "score (weighted mean of scaled scores) or rrf (reciprocal rank) for hybrid queries"},
         {"--weight-keyword", "MEMFUSE_WEIGHT_KEYWORD", OPT_DOUBLE, &cfg.w_keyword, "fusion weight of BM25"},
         {"--weight-vector", "MEMFUSE_WEIGHT_VECTOR", OPT_DOUBLE, &cfg.w_vector, "fusion weight of dense search"},
+        {"--speaker-boost", "MEMFUSE_SPEAKER_BOOST", OPT_DOUBLE, &cfg.speaker_boost,
+         "a query naming one speaker (\"Name: text\") favours their messages by this share (0: off)"},
         {"--context-window", "MEMFUSE_CONTEXT_WINDOW", OPT_STR, &context_window,
          "weights of the 1st, 2nd, ... message before a message in hybrid scoring (0: none)"},
         {"--index-memory", "MEMFUSE_INDEX_MEMORY", OPT_INT, &cfg.index_memory_mb, "MiB of loaded vector indexes"},
@@ -402,6 +405,10 @@ static int cmd_serve(int argc, char **argv)
     if (!(cfg.w_keyword >= 0 && cfg.w_vector >= 0 && cfg.w_keyword + cfg.w_vector > 0 &&
           cfg.w_keyword + cfg.w_vector < 1e9)) {
         fprintf(stderr, "memfuse: --weight-keyword and --weight-vector must be >= 0 and not both 0\n");
+        return 2;
+    }
+    if (!(cfg.speaker_boost >= 0 && cfg.speaker_boost <= 10)) {
+        fprintf(stderr, "memfuse: --speaker-boost must be in [0, 10]\n");
         return 2;
     }
     if (fusion_parse_window(context_window, cfg.window, &cfg.n_window) != 0) {

@@ -43,6 +43,7 @@ typedef struct app_config {
     int fusion_rrf;             /* 1: reciprocal-rank fusion; 0: score fusion (the default) */
     double window[FUSION_WINDOW_MAX]; /* context window: weight of the d-th message before (search/fusion.h) */
     int n_window;                     /* 0: no window */
+    double speaker_boost;             /* a named speaker's messages score (1 + this)x; 0: off (search/fusion.h) */
     int index_memory_mb;        /* budget of loaded vector indexes */
     int hnsw_threshold;         /* vectors per user from which dense search walks an HNSW graph; 0: never */
     int hnsw_ef;                /* candidate list of an HNSW search */

@@ -7,7 +7,8 @@
  * true) select the latter like include_messages / include_knowledge do the former. store_type null fuses
  * both paths by scaled scores (or by rank, --fusion rrf) and then applies the context window: a message also
  * scores by the few messages before it in its session, and is matched (weighed little) by the words of the
- * one before it (search/fusion.h; chosen with bench/recall, BENCHMARKS.md). "keyword" / "vector" answer from
+ * one before it, and when the query names one of the speakers ("Name: text"), that speaker's messages
+ * score higher (search/fusion.h; chosen with bench/recall, BENCHMARKS.md). "keyword" / "vector" answer from
  * one path, by the units' own text; "graph" answers from the facts (their text and entities) by both paths
  * fused. */
 #include "api/api.h"
@@ -119,6 +120,7 @@ typedef struct cand {
     const char *id;
     int type;
     int rank_k, rank_v;
+    int speaker; /* 1: a message of the one speaker the query names (search/fusion.h) */
     double bm25, base, ctx, score;
     float sim;
     const store_hit *hit;
@@ -219,7 +221,39 @@ static void apply_window(http_request *req, cand_set *cs, const app_config *cfg,
     }
 }
 
-static void write_hit(jw *j, const cand *c, const query_req *q, const char *user_id)
+static int hydrate(http_request *req, cand *c, size_t n);
+
+/* The speaker match (search/fusion.h): marks the messages of the one speaker the query names, if it names
+ * exactly one of the speakers among the candidates. Loads every candidate's record to read its label (the
+ * top ones are loaded for the answer anyway). */
+static int mark_speaker(http_request *req, cand_set *cs, const char *query)
+{
+    int rc = hydrate(req, cs->c, cs->n);
+    if (rc != STORE_OK)
+        return rc;
+    const char *named = NULL;
+    size_t named_len = 0;
+    for (size_t i = 0; i < cs->n; i++) {
+        const store_hit *h = cs->c[i].hit;
+        size_t len = h && h->type == STORE_HIT_MESSAGE ? fusion_speaker_label(h->content) : 0;
+        if (!len || (named && len == named_len && memcmp(named, h->content, len) == 0))
+            continue;
+        if (!fusion_names(query, h->content, len))
+            continue;
+        if (named)
+            return STORE_OK; /* two speakers named: no one's turns are favoured */
+        named = h->content;
+        named_len = len;
+    }
+    for (size_t i = 0; named && i < cs->n; i++) {
+        const store_hit *h = cs->c[i].hit;
+        cs->c[i].speaker = h && h->type == STORE_HIT_MESSAGE && fusion_speaker_label(h->content) == named_len &&
+                           memcmp(h->content, named, named_len) == 0;
+    }
+    return STORE_OK;
+}
+
+static void write_hit(jw *j, const cand *c, const query_req *q, const app_config *cfg, const char *user_id)
 {
     static const char *const TYPE_NAMES[STORE_UNIT_TYPES] = {"message", "knowledge", "episode", "fact"};
     static const int LEVELS[STORE_UNIT_TYPES] = {0, 0, 1, 2};
@@ -271,6 +305,12 @@ static void write_hit(jw *j, const cand *c, const query_req *q, const char *user
             jw_key(j, "context"); /* what the messages before it in its session added */
             jw_obj(j);
             jw_kdouble(j, "score", c->ctx);
+            jw_obj_end(j);
+        }
+        if (c->speaker) {
+            jw_key(j, "speaker"); /* a message of the speaker the query names */
+            jw_obj(j);
+            jw_kdouble(j, "factor", 1 + cfg->speaker_boost);
             jw_obj_end(j);
         }
         if (c->rank_v) {
@@ -467,16 +507,25 @@ void api_query(http_request *req, http_response *res)
     }
     if (window)
         apply_window(req, &cs, cfg, n_src);
-    /* ranked by base + ctx, rescaled so the best hit keeps the best fused score (first on every path: 1) */
+    if (hybrid && cfg->speaker_boost > 0 && q.include_messages) {
+        int src = mark_speaker(req, &cs, q.query);
+        if (src != STORE_OK) {
+            api_store_error(res, src, "query memory");
+            goto out;
+        }
+    }
+    /* ranked by (base + ctx) x the speaker factor, rescaled so the best hit keeps the best fused score (first
+     * on every path: 1) */
     double best_base = 0, best = 0;
     for (size_t i = 0; i < cs.n; i++) {
-        double f = cs.c[i].base + cs.c[i].ctx;
-        best_base = cs.c[i].base > best_base ? cs.c[i].base : best_base;
-        best = f > best ? f : best;
+        cand *ci = &cs.c[i];
+        ci->score = (ci->base + ci->ctx) * (ci->speaker ? 1 + cfg->speaker_boost : 1);
+        best_base = ci->base > best_base ? ci->base : best_base;
+        best = ci->score > best ? ci->score : best;
     }
     double scale = best > 0 ? best_base / best : 1;
     for (size_t i = 0; i < cs.n; i++)
-        cs.c[i].score = (cs.c[i].base + cs.c[i].ctx) * scale;
+        cs.c[i].score *= scale;
     cand *c = cs.c;
     size_t n = cs.n;
     qsort(c, n, sizeof *c, by_score);
@@ -497,7 +546,7 @@ void api_query(http_request *req, http_response *res)
     jw_arr(j);
     for (size_t i = 0; i < n; i++)
         if (c[i].hit)
-            write_hit(j, &c[i], &q, user_id);
+            write_hit(j, &c[i], &q, cfg, user_id);
     jw_arr_end(j);
     jw_kint(j, "total", (int64_t)shown);
     jw_obj_end(j);

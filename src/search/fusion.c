@@ -1,10 +1,12 @@
 /* fusion — see fusion.h. */
 #include "search/fusion.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 double fusion_rrf(const int *ranks, const double *weights, size_t n_paths)
 {
@@ -73,5 +75,42 @@ int fusion_parse_window(const char *s, double *w, int *n)
         k--;
     memcpy(w, tmp, (size_t)k * sizeof *w);
     *n = k;
+    return 0;
+}
+
+static int word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
+
+size_t fusion_speaker_label(const char *content)
+{
+    const unsigned char *p = (const unsigned char *)content;
+    if (!(isupper(p[0]) || p[0] >= 0x80))
+        return 0;
+    size_t i = 0;
+    int words = 1;
+    for (; i < FUSION_LABEL_MAX && p[i]; i++) {
+        unsigned char c = p[i];
+        if (c == ':')
+            return i > 0 && p[i - 1] != ' ' && (p[i + 1] == ' ' || p[i + 1] == '\0') ? i : 0;
+        if (c == ' ') {
+            if (p[i + 1] == ' ' || p[i + 1] == ':' || ++words > 3)
+                return 0;
+        } else if (!word_byte(c) && c != '\'' && c != '.' && c != '-') {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int fusion_names(const char *text, const char *label, size_t len)
+{
+    if (len == 0)
+        return 0;
+    const unsigned char *t = (const unsigned char *)text;
+    for (size_t i = 0; t[i]; i++) {
+        if (i > 0 && word_byte(t[i - 1]))
+            continue;
+        if (strncasecmp((const char *)t + i, label, len) == 0 && !word_byte(t[i + len]))
+            return 1;
+    }
     return 0;
 }

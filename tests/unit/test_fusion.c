@@ -1,6 +1,7 @@
 /* fusion (src/search/fusion.h): reciprocal-rank fusion, normalised so that rank 1 on every weighted path
  * scores 1; paths with a weight <= 0 are ignored. Score fusion: the weighted mean of scaled scores, min-max
- * scaling, and the context window's weights as configured. */
+ * scaling, the context window's weights as configured, and the speaker label of a transcript turn and
+ * whether a query names it. */
 #include <math.h>
 
 #include "testutil.h"
@@ -128,6 +129,56 @@ static void test_parse_window(void **state)
     assert_int_equal(n, FUSION_WINDOW_MAX);
 }
 
+static void test_speaker_label(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *content;
+        size_t len;
+    } cases[] = {
+        {"Caroline: I went to the support group.", 8},
+        {"Caroline:", 8},                      /* the label alone */
+        {"Dr. Smith: take two a day", 9},      /* dots and two words */
+        {"Mary Ann Lee: hello", 12},           /* three words */
+        {"O'Neil-Hart: hi", 11},               /* apostrophe, hyphen */
+        {"Zo\xc3\xab: hi", 4},                  /* UTF-8 letters count as letters */
+        {"\xc3\x89lodie: salut", 7},            /* and may open the label */
+        {"Agent 7: copy", 7},                  /* digits */
+        {"One Two Three Four: x", 0},          /* four words */
+        {"caroline: hi", 0},                   /* not capitalised */
+        {"Note:buy milk", 0},                  /* no space after the colon */
+        {"http://example.org", 0},
+        {"Caroline : hi", 0},                  /* space before the colon */
+        {"Ann  Lee: x", 0},                    /* two spaces */
+        {"Tom, hi: x", 0},                     /* punctuation */
+        {"Tom said hi", 0},                    /* no colon */
+        {"", 0},
+        {": hi", 0},
+        {"Abcdefghijklmnopqrstuvwxyzabcdefghijklmnop: x", 0}, /* longer than FUSION_LABEL_MAX */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (fusion_speaker_label(cases[i].content) != cases[i].len)
+            fail_msg("'%s': %zu, expected %zu", cases[i].content, fusion_speaker_label(cases[i].content),
+                     cases[i].len);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_true(fusion_names("What did Caroline paint?", "Caroline: x", 8));
+    assert_true(fusion_names("what did caroline paint", "Caroline", 8)); /* ASCII case ignored */
+    assert_true(fusion_names("Caroline's cat", "Caroline", 8));
+    assert_true(fusion_names("a gift from Tom", "Tom", 3));            /* at the end */
+    assert_true(fusion_names("Tom", "Tom", 3));
+    assert_true(fusion_names("Did Dr. Smith call?", "Dr. Smith", 9));
+    assert_false(fusion_names("Carolineville is far", "Caroline", 8)); /* part of a word */
+    assert_false(fusion_names("Tomorrow, and Atom", "Tom", 3));
+    assert_false(fusion_names("Tom\xc3\xa1s went", "Tom", 3));            /* followed by a non-ASCII letter */
+    assert_false(fusion_names("Did Smith call?", "Dr. Smith", 9));
+    assert_false(fusion_names("", "Tom", 3));
+    assert_false(fusion_names("Tom", "Tom", 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -137,6 +188,8 @@ int main(void)
         cmocka_unit_test(test_monotonic_in_rank),
         cmocka_unit_test(test_mean_and_minmax),
         cmocka_unit_test(test_parse_window),
+        cmocka_unit_test(test_speaker_label),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests_name("fusion", tests, NULL, NULL);
 }
