@@ -223,18 +223,24 @@ static void apply_window(http_request *req, cand_set *cs, const app_config *cfg,
 
 static int hydrate(http_request *req, cand *c, size_t n);
 
-/* The speaker match (search/fusion.h): marks the messages of the one speaker the query names, if it names
- * exactly one of the speakers among the candidates. Loads every candidate's record to read its label (the
- * top ones are loaded for the answer anyway). */
-static int mark_speaker(http_request *req, cand_set *cs, const char *query)
+/* The speaker match (search/fusion.h) over c[0..n), ranked by score (base + ctx): marks the messages of the
+ * one speaker the query names, if it names exactly one of the speakers among them. Only the candidates that
+ * the factor could lift into the top k are read (their records loaded, to see their labels): the rest rank
+ * below k candidates whatever happens, so the answer is the same and fewer records are loaded. */
+static int mark_speaker(http_request *req, cand *c, size_t n, size_t k, double factor, const char *query)
 {
-    int rc = hydrate(req, cs->c, cs->n);
+    if (k > n)
+        k = n;
+    size_t m = k;
+    while (m < n && k > 0 && c[m].score * factor >= c[k - 1].score)
+        m++;
+    int rc = hydrate(req, c, m);
     if (rc != STORE_OK)
         return rc;
     const char *named = NULL;
     size_t named_len = 0;
-    for (size_t i = 0; i < cs->n; i++) {
-        const store_hit *h = cs->c[i].hit;
+    for (size_t i = 0; i < m; i++) {
+        const store_hit *h = c[i].hit;
         size_t len = h && h->type == STORE_HIT_MESSAGE ? fusion_speaker_label(h->content) : 0;
         if (!len || (named && len == named_len && memcmp(named, h->content, len) == 0))
             continue;
@@ -245,10 +251,10 @@ static int mark_speaker(http_request *req, cand_set *cs, const char *query)
         named = h->content;
         named_len = len;
     }
-    for (size_t i = 0; named && i < cs->n; i++) {
-        const store_hit *h = cs->c[i].hit;
-        cs->c[i].speaker = h && h->type == STORE_HIT_MESSAGE && fusion_speaker_label(h->content) == named_len &&
-                           memcmp(h->content, named, named_len) == 0;
+    for (size_t i = 0; named && i < m; i++) {
+        const store_hit *h = c[i].hit;
+        c[i].speaker = h && h->type == STORE_HIT_MESSAGE && fusion_speaker_label(h->content) == named_len &&
+                       memcmp(h->content, named, named_len) == 0;
     }
     return STORE_OK;
 }
@@ -507,19 +513,23 @@ void api_query(http_request *req, http_response *res)
     }
     if (window)
         apply_window(req, &cs, cfg, n_src);
+    /* ranked by (base + ctx) x the speaker factor, rescaled so the best hit keeps the best fused score (first
+     * on every path: 1) */
+    double factor = 1 + cfg->speaker_boost;
+    for (size_t i = 0; i < cs.n; i++)
+        cs.c[i].score = cs.c[i].base + cs.c[i].ctx;
     if (hybrid && cfg->speaker_boost > 0 && q.include_messages) {
-        int src = mark_speaker(req, &cs, q.query);
+        qsort(cs.c, cs.n, sizeof *cs.c, by_score); /* no cands_get from here on: its hash is left behind */
+        int src = mark_speaker(req, cs.c, cs.n, (size_t)q.top_k, factor, q.query);
         if (src != STORE_OK) {
             api_store_error(res, src, "query memory");
             goto out;
         }
     }
-    /* ranked by (base + ctx) x the speaker factor, rescaled so the best hit keeps the best fused score (first
-     * on every path: 1) */
     double best_base = 0, best = 0;
     for (size_t i = 0; i < cs.n; i++) {
         cand *ci = &cs.c[i];
-        ci->score = (ci->base + ci->ctx) * (ci->speaker ? 1 + cfg->speaker_boost : 1);
+        ci->score *= ci->speaker ? factor : 1;
         best_base = ci->base > best_base ? ci->base : best_base;
         best = ci->score > best ? ci->score : best;
     }

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HNSW_EF_DEFAULT 64 /* ef_search of the default config */
+#define HNSW_EF_DEFAULT 64 /* ef_search of the default config (BENCHMARKS.md "Vector index": 128 for ~1M rows) */
 #define HNSW_EF_MAX 1024 /* the largest ef a filtered search grows to before giving up */
 #define HNSW_MIN_PASS_PCT 10/* below this share of walked nodes passing the filter, a search gives up */
 
@@ -32,7 +32,7 @@ typedef struct hnsw hnsw;
 typedef struct hnsw_config {
     int m;               /* links per node on the upper layers (2m on layer 0); default 16 */
     int ef_construction; /* candidate list while inserting; default 200 */
-    int ef_search;       /* candidate list while searching (at least k); default 64 */
+    int ef_search;       /* candidate list while searching (at least k); default HNSW_EF_DEFAULT */
     uint64_t seed;       /* of the level PRNG */
 } hnsw_config;
 

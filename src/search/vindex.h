@@ -45,7 +45,7 @@ vindex *vindex_new(int dim);
  * match. 0, or -1 when the build runs out of memory (the index stays exact and correct). */
 int vindex_set_hnsw_threshold(vindex *v, size_t threshold);
 /* Candidate list of a graph search (HNSW ef_search; at least k is used): larger finds more of the true
- * nearest at more cost. 0: the graph's default (64). Takes effect on the next search. */
+ * nearest at more cost. 0: the graph's default (HNSW_EF_DEFAULT). Takes effect on the next search. */
 void vindex_set_hnsw_ef(vindex *v, size_t ef);
 /* Whether searches currently go through the graph (for tests and benchmarks). */
 int vindex_has_graph(const vindex *v);
