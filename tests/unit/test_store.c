@@ -868,6 +868,38 @@ static void test_search_keyword(void **state)
 /* Keyword search with context: a message's row also holds the message before it in its session (weighed
  * little), so a reply is found by the words of what it answers; adds, text changes and deletes keep that link
  * right, validate notices a stale one, and a search without context matches own text only. */
+/* Keyword rows are keyed by user (sq_schema.c, migration 4): a search reads its user's key range. A deleted
+ * user's rows leave the index with it, and a user created after, who may get the same key, finds only its own. */
+static void test_search_keyword_per_user_keys(void **state)
+{
+    fx *f = *state;
+    const char *ua = mk_user(f, "ka"), *ub = mk_user(f, "kb");
+    const char *ag = mk_agent(f, "kag");
+    const char *sa = mk_session(f, ua, ag, "one"), *sb = mk_session(f, ub, ag, "one");
+    ADD(f, sa, 0, "the heron stood in the shallows");
+    ADD(f, sb, 0, "a heron of user b", "and another heron of user b");
+    const char **k = NULL;
+    RC(STORE_OK, OPS->knowledge_add(f->st, ub, STRS("herons eat fish (b)"), 1, &f->a, &k));
+    store_hit *h;
+    assert_int_equal(search(f, ua, NULL, STRS("heron"), 1, 1, 1, 10, &h), 1);
+    assert_int_equal(search(f, ub, NULL, STRS("heron"), 1, 1, 1, 10, &h), 3);
+    assert_int_equal(search(f, "no-such-user", NULL, STRS("heron"), 1, 1, 1, 10, &h), 0);
+    assert_valid(f);
+
+    /* the last user created goes; the next one gets its key back and sees none of its rows */
+    RC(STORE_OK, OPS->entity_delete(f->st, STORE_USERS, ub));
+    assert_valid(f); /* no keyword row left behind */
+    const char *uc = mk_user(f, "kc");
+    const char *sc = mk_session(f, uc, ag, "one");
+    assert_int_equal(search(f, uc, NULL, STRS("heron"), 1, 1, 1, 10, &h), 0);
+    ADD(f, sc, 0, "user c saw a heron too");
+    assert_int_equal(search(f, uc, NULL, STRS("heron"), 1, 1, 1, 10, &h), 1);
+    assert_non_null(strstr(h[0].content, "user c"));
+    assert_int_equal(search(f, ua, NULL, STRS("heron"), 1, 1, 1, 10, &h), 1);
+    assert_non_null(strstr(h[0].content, "shallows"));
+    assert_valid(f);
+}
+
 static size_t search_ctx(fx *f, const char *uid, const char *term, int context, store_hit **hits)
 {
     store_search q = {.user_id = uid, .terms = (const char *const[]){term}, .n_terms = 1, .include_messages = 1,
@@ -935,7 +967,8 @@ static void test_search_keyword_context(void **state)
     assert_valid(f);
 
     /* validate notices a context that is not the message before */
-    raw_sql(f, "UPDATE message_fts SET prev = 'stale words' WHERE rowid = (SELECT max(rid) FROM messages)");
+    raw_sql(f, "UPDATE message_fts SET prev = 'stale words' WHERE rowid = (SELECT u.ukey * 4294967296 + m.rid"
+               " FROM messages m JOIN users u ON u.id = m.user_id ORDER BY m.rid DESC LIMIT 1)");
     char report[1024];
     RC(STORE_ERROR, OPS->validate(f->st, report, sizeof report));
     assert_non_null(strstr(report, "keyword context"));
@@ -1235,7 +1268,8 @@ static void test_validate_detects_damage(void **state)
     assert_valid(f);
     char report[1024];
     /* a keyword index row gone behind the store's back */
-    raw_sql(f, "DELETE FROM message_fts WHERE rowid = (SELECT min(rid) FROM messages)");
+    raw_sql(f, "DELETE FROM message_fts WHERE rowid = (SELECT u.ukey * 4294967296 + m.rid"
+               " FROM messages m JOIN users u ON u.id = m.user_id ORDER BY m.rid LIMIT 1)");
     RC(STORE_ERROR, OPS->validate(f->st, report, sizeof report));
     assert_non_null(strstr(report, "keyword index"));
     /* an index of the schema missing */
@@ -1402,6 +1436,7 @@ int main(void)
         T(test_api_keys),
         T(test_search_keyword),
         T(test_search_keyword_context),
+        T(test_search_keyword_per_user_keys),
         T(test_delete_user_cascades),
         T(test_delete_agent_cascades),
         T(test_delete_session_cascades),

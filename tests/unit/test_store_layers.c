@@ -211,7 +211,7 @@ static void test_v1_database_migrates_in_place(void **state)
     f->st = open_sq(f, 1);
     lc c = lc_begin(state), *x = &c;
     store_counts k = lc_counts(x);
-    assert_int_equal(k.schema_version, 3);
+    assert_int_equal(k.schema_version, 4);
     assert_int_equal(k.users, 1);
     assert_int_equal(k.agents, 1);
     assert_int_equal(k.sessions, 1);
@@ -263,9 +263,9 @@ static void test_v1_database_migrates_in_place(void **state)
     assert_int_equal(lc_search(x, "u1", NULL, "clara", LC_ALL_TYPES, &h), 3);
     lc_valid(x);
 
-    /* a reopen finds version 3 and migrates nothing */
+    /* a reopen finds version 4 and migrates nothing */
     x->s = layers_reopen(state, 1);
-    assert_int_equal(lc_counts(x).schema_version, 3);
+    assert_int_equal(lc_counts(x).schema_version, 4);
     assert_int_equal(lc_counts(x).messages, 3);
     assert_int_equal(lc_counts(x).episodes, 1);
     lc_valid(x);
@@ -293,13 +293,17 @@ static void test_validate_detects_layer_damage(void **state)
     raw_sql(f, "DELETE FROM episode_fts");
     expect_invalid(x, "keyword index out of sync");
     raw_sql(f, "INSERT INTO episode_fts(rowid, body) SELECT rid, content FROM episodes");
+    expect_invalid(x, "keyword index out of sync"); /* all there, but not at their user's keys */
+    raw_sql(f, "DELETE FROM episode_fts; INSERT INTO episode_fts(rowid, body)"
+               " SELECT u.ukey * 4294967296 + e.rid, e.content FROM episodes e JOIN users u ON u.id = e.user_id");
     lc_valid(x);
 
     /* a retired fact still in the keyword index */
     raw_sql(f, "DROP TRIGGER facts_au");
     LC_RC(STORE_OK, LC_OPS->fact_retract(x->s, w.user, facts[0]));
     expect_invalid(x, "facts_au");
-    raw_sql(f, "DELETE FROM fact_fts WHERE rowid = (SELECT rid FROM facts WHERE status <> 0)");
+    raw_sql(f, "DELETE FROM fact_fts WHERE rowid = (SELECT u.ukey * 4294967296 + x.rid FROM facts x"
+               " JOIN users u ON u.id = x.user_id WHERE x.status <> 0)");
     expect_invalid(x, "missing facts_au");
     x->s = layers_reopen(state, 1);
     LC_RC(STORE_OK, LC_OPS->recreate(x->s)); /* the cure for a damaged schema */

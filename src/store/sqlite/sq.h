@@ -105,6 +105,9 @@ int sq_read_id(sqlite3_stmt *st, arena *a, void *dst);
 int sq_collect_one(sqlite3_stmt *st, arena *a, size_t elem, sq_row_fn fn, void *out);
 /* Steps a statement that returns no rows; resets it; returns a store_rc. */
 int sq_step_done(sqlite3_stmt *st);
+/* Keyword rows are keyed by user: rowid = users.ukey * SQ_FTS_USER_SPAN + the unit's rid (sq_schema.c). */
+#define SQ_FTS_USER_SPAN 4294967296LL
+
 /* Runs a stepping query for a single int64 (first column of first row); -1 on error. */
 int64_t sq_query_int(sq_conn *c, const char *sql, const char *arg);
 

@@ -6,12 +6,17 @@
  * Keyword indexes (FTS5, porter + unicode61 without diacritics) are kept in sync by triggers, so they
  * change in the same transaction as the rows they index, cascaded deletes included. Migration 2 adds the
  * LLM layers (flushes, episodes, facts and their vectors; sq_layers.c); migration 3 indexes each message with
- * the one before it (message_fts.prev). An older database migrates in place at open. */
+ * the one before it (message_fts.prev); migration 4 keys keyword rows by user (users.ukey), so a search reads
+ * its user's rows only. An older database migrates in place at open. */
 #include "store/sqlite/sq.h"
 #include "util/log.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* The keyword row key of a unit row ("new" or "old" in a trigger) without its rid: its user's ukey * 2^32
+ * (migration 4). */
+#define UKEY(row) "(SELECT ukey FROM users WHERE id = " row ".user_id) * 4294967296"
 
 static const char *const migrations[] = {
     /* 1: the initial schema */
@@ -185,6 +190,88 @@ static const char *const migrations[] = {
     "  WHERE rowid = (SELECT rid FROM messages WHERE session_id = new.session_id"
     "    AND (created_at, rid) > (new.created_at, new.rid) ORDER BY created_at, rid LIMIT 1);"
     "  DELETE FROM message_vectors WHERE rid = old.rid; END;",
+
+    /* 4: keyword rows keyed by user, rowid = users.ukey * 2^32 + the unit's rid (SQ_FTS_KEY), so a search
+     * reads one rowid range, its user's, instead of every user's rows that match (BENCHMARKS.md, "keyword
+     * search with many users"). users.ukey is a stable number per user (the implicit rowid of a table whose
+     * key is not an INTEGER PRIMARY KEY may change in a VACUUM); a unit's rid stays below 2^32. A user's
+     * deletion removes its keyword rows first (users_bd): the units' delete triggers, run by the cascade
+     * after the user row is gone, no longer find its ukey. The keyword tables hold derived data only: they
+     * are rebuilt from the units. */
+    "ALTER TABLE users ADD COLUMN ukey INTEGER;"
+    "UPDATE users SET ukey = rowid;"
+    "CREATE UNIQUE INDEX users_ukey ON users(ukey);"
+    "CREATE TRIGGER users_ai AFTER INSERT ON users WHEN new.ukey IS NULL BEGIN"
+    "  UPDATE users SET ukey = (SELECT coalesce(max(ukey), 0) + 1 FROM users) WHERE id = new.id; END;"
+    "CREATE TRIGGER users_bd BEFORE DELETE ON users BEGIN"
+    "  DELETE FROM message_fts WHERE rowid BETWEEN old.ukey * 4294967296 AND old.ukey * 4294967296 + 4294967295;"
+    "  DELETE FROM knowledge_fts WHERE rowid BETWEEN old.ukey * 4294967296 AND old.ukey * 4294967296 + 4294967295;"
+    "  DELETE FROM episode_fts WHERE rowid BETWEEN old.ukey * 4294967296 AND old.ukey * 4294967296 + 4294967295;"
+    "  DELETE FROM fact_fts WHERE rowid BETWEEN old.ukey * 4294967296 AND old.ukey * 4294967296 + 4294967295;"
+    "  END;"
+    "DROP TRIGGER messages_ai; DROP TRIGGER messages_ad; DROP TRIGGER messages_au; DROP TABLE message_fts;"
+    "DROP TRIGGER knowledge_ai; DROP TRIGGER knowledge_ad; DROP TRIGGER knowledge_au; DROP TABLE knowledge_fts;"
+    "DROP TRIGGER episodes_ai; DROP TRIGGER episodes_ad; DROP TRIGGER episodes_au; DROP TABLE episode_fts;"
+    "DROP TRIGGER facts_ai; DROP TRIGGER facts_ad; DROP TRIGGER facts_au; DROP TABLE fact_fts;"
+    "CREATE VIRTUAL TABLE message_fts USING fts5(body, prev, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE VIRTUAL TABLE knowledge_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE VIRTUAL TABLE episode_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "CREATE VIRTUAL TABLE fact_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');"
+    "INSERT INTO message_fts(rowid, body, prev)"
+    "  SELECT u.ukey * 4294967296 + m.rid, m.content,"
+    "    lag(m.content) OVER (PARTITION BY m.session_id ORDER BY m.created_at, m.rid)"
+    "  FROM messages m JOIN users u ON u.id = m.user_id;"
+    "INSERT INTO knowledge_fts(rowid, body)"
+    "  SELECT u.ukey * 4294967296 + k.rid, k.content FROM knowledge k JOIN users u ON u.id = k.user_id;"
+    "INSERT INTO episode_fts(rowid, body)"
+    "  SELECT u.ukey * 4294967296 + e.rid, e.content FROM episodes e JOIN users u ON u.id = e.user_id;"
+    "INSERT INTO fact_fts(rowid, body)"
+    "  SELECT u.ukey * 4294967296 + f.rid, f.content || ' ' || coalesce(f.entities, '')"
+    "  FROM facts f JOIN users u ON u.id = f.user_id WHERE f.status = 0;"
+    "CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO message_fts(rowid, body, prev) VALUES (" UKEY("new") " + new.rid, new.content,"
+    "    (SELECT content FROM messages WHERE session_id = new.session_id"
+    "     AND (created_at, rid) < (new.created_at, new.rid) ORDER BY created_at DESC, rid DESC LIMIT 1));"
+    "  UPDATE message_fts SET prev = new.content"
+    "  WHERE rowid = " UKEY("new") " + (SELECT rid FROM messages WHERE session_id = new.session_id"
+    "    AND (created_at, rid) > (new.created_at, new.rid) ORDER BY created_at, rid LIMIT 1); END;"
+    "CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+    "  DELETE FROM message_fts WHERE rowid = " UKEY("old") " + old.rid;"
+    "  UPDATE message_fts SET prev = (SELECT content FROM messages WHERE session_id = old.session_id"
+    "    AND (created_at, rid) < (old.created_at, old.rid) ORDER BY created_at DESC, rid DESC LIMIT 1)"
+    "  WHERE rowid = " UKEY("old") " + (SELECT rid FROM messages WHERE session_id = old.session_id"
+    "    AND (created_at, rid) > (old.created_at, old.rid) ORDER BY created_at, rid LIMIT 1); END;"
+    "CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN"
+    "  UPDATE message_fts SET body = new.content WHERE rowid = " UKEY("old") " + old.rid;"
+    "  UPDATE message_fts SET prev = new.content"
+    "  WHERE rowid = " UKEY("new") " + (SELECT rid FROM messages WHERE session_id = new.session_id"
+    "    AND (created_at, rid) > (new.created_at, new.rid) ORDER BY created_at, rid LIMIT 1);"
+    "  DELETE FROM message_vectors WHERE rid = old.rid; END;"
+    "CREATE TRIGGER knowledge_ai AFTER INSERT ON knowledge BEGIN"
+    "  INSERT INTO knowledge_fts(rowid, body) VALUES (" UKEY("new") " + new.rid, new.content); END;"
+    "CREATE TRIGGER knowledge_ad AFTER DELETE ON knowledge BEGIN"
+    "  DELETE FROM knowledge_fts WHERE rowid = " UKEY("old") " + old.rid; END;"
+    "CREATE TRIGGER knowledge_au AFTER UPDATE OF content ON knowledge BEGIN"
+    "  UPDATE knowledge_fts SET body = new.content WHERE rowid = " UKEY("old") " + old.rid;"
+    "  DELETE FROM knowledge_vectors WHERE rid = old.rid; END;"
+    "CREATE TRIGGER episodes_ai AFTER INSERT ON episodes BEGIN"
+    "  INSERT INTO episode_fts(rowid, body) VALUES (" UKEY("new") " + new.rid, new.content); END;"
+    "CREATE TRIGGER episodes_ad AFTER DELETE ON episodes BEGIN"
+    "  DELETE FROM episode_fts WHERE rowid = " UKEY("old") " + old.rid; END;"
+    "CREATE TRIGGER episodes_au AFTER UPDATE OF content ON episodes BEGIN"
+    "  UPDATE episode_fts SET body = new.content WHERE rowid = " UKEY("old") " + old.rid;"
+    "  DELETE FROM episode_vectors WHERE rid = old.rid; END;"
+    "CREATE TRIGGER facts_ai AFTER INSERT ON facts WHEN new.status = 0 BEGIN"
+    "  INSERT INTO fact_fts(rowid, body)"
+    "  VALUES (" UKEY("new") " + new.rid, new.content || ' ' || coalesce(new.entities, '')); END;"
+    "CREATE TRIGGER facts_ad AFTER DELETE ON facts BEGIN"
+    "  DELETE FROM fact_fts WHERE rowid = " UKEY("old") " + old.rid; END;"
+    "CREATE TRIGGER facts_au AFTER UPDATE OF content, status ON facts"
+    "  WHEN new.content IS NOT old.content OR new.status IS NOT old.status BEGIN"
+    "  DELETE FROM fact_fts WHERE rowid = " UKEY("old") " + old.rid;"
+    "  DELETE FROM fact_vectors WHERE rid = old.rid;"
+    "  INSERT INTO fact_fts(rowid, body) SELECT " UKEY("new") " + new.rid, new.content || ' ' || coalesce(new.entities, '')"
+    "  WHERE new.status = 0; END;",
 };
 
 const int SQ_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
@@ -200,6 +287,7 @@ static const char *const expected_objects[] = {
     "episodes_session", "episodes_flush", "facts", "facts_user", "facts_hash", "facts_session", "facts_flush",
     "facts_episode", "facts_supersedes", "facts_superseded_by", "episode_vectors", "fact_vectors", "episode_fts",
     "fact_fts", "episodes_ai", "episodes_ad", "episodes_au", "facts_ai", "facts_ad", "facts_au",
+    "users_ukey", "users_ai", "users_bd",
 };
 
 /* Tables in deletion order (children first) for reset. */
@@ -398,18 +486,33 @@ static int op_validate(store *s, char *report, size_t len)
         /* each message's context column holds the text of the message before it in its session */
         int64_t stale = sq_query_int(c,
                                      "SELECT count(*) FROM (SELECT rid, lag(content) OVER (PARTITION BY session_id"
-                                     " ORDER BY created_at, rid) AS p FROM messages) m"
-                                     " JOIN message_fts f ON f.rowid = m.rid WHERE f.prev IS NOT m.p", NULL);
+                                     " ORDER BY created_at, rid) AS p, user_id FROM messages) m"
+                                     " JOIN users u ON u.id = m.user_id"
+                                     " JOIN message_fts f ON f.rowid = u.ukey * 4294967296 + m.rid"
+                                     " WHERE f.prev IS NOT m.p", NULL);
+        /* and every unit's keyword row sits at its key (its user's range) */
+        int64_t placed = sq_query_int(
+            c,
+            "SELECT (SELECT count(*) FROM messages m JOIN users u ON u.id = m.user_id"
+            "        JOIN message_fts f ON f.rowid = u.ukey * 4294967296 + m.rid)"
+            " + (SELECT count(*) FROM knowledge k JOIN users u ON u.id = k.user_id"
+            "    JOIN knowledge_fts f ON f.rowid = u.ukey * 4294967296 + k.rid)"
+            " + (SELECT count(*) FROM episodes e JOIN users u ON u.id = e.user_id"
+            "    JOIN episode_fts f ON f.rowid = u.ukey * 4294967296 + e.rid)"
+            " + (SELECT count(*) FROM facts x JOIN users u ON u.id = x.user_id"
+            "    JOIN fact_fts f ON f.rowid = u.ukey * 4294967296 + x.rid WHERE x.status = 0)",
+            NULL);
         if (stale > 0) {
             o += (size_t)snprintf(report + o, len - o, "keyword context of %lld messages out of date; ",
                                   (long long)stale);
             ok = 0;
         }
-        if (m != mf || k != kf || e != ef || f != ff) {
+        if (m != mf || k != kf || e != ef || f != ff || placed != m + k + e + f) {
             o += (size_t)snprintf(report + o, len - o,
-                                  "keyword index out of sync (%lld/%lld, %lld/%lld, %lld/%lld, %lld/%lld); ",
+                                  "keyword index out of sync (%lld/%lld, %lld/%lld, %lld/%lld, %lld/%lld; %lld at"
+                                  " their key); ",
                                   (long long)m, (long long)mf, (long long)k, (long long)kf, (long long)e,
-                                  (long long)ef, (long long)f, (long long)ff);
+                                  (long long)ef, (long long)f, (long long)ff, (long long)placed);
             ok = 0;
         }
         /* layer rows that disagree with their flush */

@@ -5,7 +5,8 @@
  * Terms are quoted as FTS5 strings and OR-ed, so no user text is ever read as query syntax. Each unit type
  * has its own index and is searched separately (in one read transaction, so all see one snapshot); the
  * results are merged by score; the score is -bm25(), which FTS5 keeps positive. Only current facts are in
- * fact_fts (sq_schema.c's triggers). */
+ * fact_fts (sq_schema.c's triggers). Keyword rows are keyed by user (rowid = users.ukey * 2^32 + rid), and
+ * a search reads its user's key range only. */
 #include "store/sqlite/sq.h"
 
 #include <stdlib.h>
@@ -83,22 +84,28 @@ static int by_score_desc(const void *x, const void *y)
  * reply by what it answers (chosen with bench/recall, BENCHMARKS.md). */
 #define SQ_CONTEXT_WEIGHT "0.1"
 
-/* Per unit type: ?1 the FTS5 query, ?2 the user, ?3 the agent (NULL: any), ?4 the limit. */
+/* Per unit type: ?1 the FTS5 query, ?2 the user, ?3 the agent (NULL: any), ?4 the limit, ?5 and ?6 the
+ * user's range of keyword row keys (sq_schema.c, migration 4): FTS5 then reads only that range of each
+ * term's postings, not every user's. The user_id condition stays as well. */
 static const char *const SEARCH[STORE_UNIT_TYPES] = {
     "SELECT " SQ_HIT_MESSAGE ", -bm25(message_fts, 1.0, " SQ_CONTEXT_WEIGHT ") AS score"
-    " FROM message_fts JOIN messages m ON m.rid = message_fts.rowid JOIN sessions s ON s.id = m.session_id"
-    " WHERE message_fts MATCH ?1 AND m.user_id = ?2 AND (?3 IS NULL OR s.agent_id = ?3)"
+    " FROM message_fts JOIN messages m ON m.rid = message_fts.rowid - ?5 JOIN sessions s ON s.id = m.session_id"
+    " WHERE message_fts MATCH ?1 AND message_fts.rowid BETWEEN ?5 AND ?6 AND m.user_id = ?2"
+    " AND (?3 IS NULL OR s.agent_id = ?3)"
     " ORDER BY score DESC LIMIT ?4",
     "SELECT " SQ_HIT_KNOWLEDGE ", -bm25(knowledge_fts) AS score"
-    " FROM knowledge_fts JOIN knowledge k ON k.rid = knowledge_fts.rowid"
-    " WHERE knowledge_fts MATCH ?1 AND k.user_id = ?2 ORDER BY score DESC LIMIT ?4", /* no agent: user-wide */
+    " FROM knowledge_fts JOIN knowledge k ON k.rid = knowledge_fts.rowid - ?5"
+    " WHERE knowledge_fts MATCH ?1 AND knowledge_fts.rowid BETWEEN ?5 AND ?6 AND k.user_id = ?2"
+    " ORDER BY score DESC LIMIT ?4", /* no agent: user-wide */
     "SELECT " SQ_HIT_EPISODE ", -bm25(episode_fts) AS score"
-    " FROM episode_fts JOIN episodes e ON e.rid = episode_fts.rowid JOIN sessions s ON s.id = e.session_id"
-    " WHERE episode_fts MATCH ?1 AND e.user_id = ?2 AND (?3 IS NULL OR e.agent_id = ?3)"
+    " FROM episode_fts JOIN episodes e ON e.rid = episode_fts.rowid - ?5 JOIN sessions s ON s.id = e.session_id"
+    " WHERE episode_fts MATCH ?1 AND episode_fts.rowid BETWEEN ?5 AND ?6 AND e.user_id = ?2"
+    " AND (?3 IS NULL OR e.agent_id = ?3)"
     " ORDER BY score DESC LIMIT ?4",
     "SELECT " SQ_HIT_FACT ", -bm25(fact_fts) AS score"
-    " FROM fact_fts JOIN facts f ON f.rid = fact_fts.rowid LEFT JOIN sessions s ON s.id = f.session_id"
-    " WHERE fact_fts MATCH ?1 AND f.user_id = ?2 AND f.status = 0 AND (?3 IS NULL OR f.agent_id = ?3)"
+    " FROM fact_fts JOIN facts f ON f.rid = fact_fts.rowid - ?5 LEFT JOIN sessions s ON s.id = f.session_id"
+    " WHERE fact_fts MATCH ?1 AND fact_fts.rowid BETWEEN ?5 AND ?6 AND f.user_id = ?2 AND f.status = 0"
+    " AND (?3 IS NULL OR f.agent_id = ?3)"
     " ORDER BY score DESC LIMIT ?4",
 };
 
@@ -121,6 +128,12 @@ static int op_search_keyword(store *s, const store_search *q, arena *a, store_hi
     int rc = STORE_OK;
     sq_conn *c = sq_reader_get(SQ(s));
     sq_exec(c, "BEGIN");
+    int64_t ukey = sq_query_int(c, "SELECT coalesce((SELECT ukey FROM users WHERE id = ?1), 0)", q->user_id);
+    if (ukey <= 0) { /* 0: no such user, nothing of theirs to find; -1: a read error */
+        sq_exec(c, "COMMIT");
+        sq_reader_put(SQ(s), c);
+        return ukey == 0 ? STORE_OK : STORE_ERROR;
+    }
     for (int t = 0; t < STORE_UNIT_TYPES && rc == STORE_OK; t++) {
         if (!include[t])
             continue;
@@ -133,6 +146,8 @@ static int op_search_keyword(store *s, const store_search *q, arena *a, store_hi
         sq_bind_text(st, 2, q->user_id);
         sq_bind_text(st, 3, q->agent_id);
         sqlite3_bind_int(st, 4, q->limit);
+        sqlite3_bind_int64(st, 5, ukey * SQ_FTS_USER_SPAN);
+        sqlite3_bind_int64(st, 6, ukey * SQ_FTS_USER_SPAN + (SQ_FTS_USER_SPAN - 1));
         rc = sq_collect(st, a, sizeof(store_hit), read_scored_hit, (size_t)-1, (void **)&part[t], &np[t]);
         total += np[t];
     }
