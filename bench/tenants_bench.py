@@ -61,7 +61,8 @@ def main():
                 lat.append(time.perf_counter() - t)
                 assert r.status_code == 200, r.text
             lat.sort()
-            return f"p50 {lat[len(lat) // 2] * 1e3:6.2f} ms  p99 {lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3:6.2f} ms"
+            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            return f"p50 {lat[len(lat) // 2] * 1e3:6.2f} ms  p99 {p99 * 1e3:6.2f} ms"
 
         first = load_user(0)
         print(f"== {args.memories} memories per user, server flags: {' '.join(extra)}")

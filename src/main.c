@@ -297,7 +297,8 @@ static int cmd_serve(int argc, char **argv)
                       .embedq = {.capacity = 65536, .batch_max = 32, .wait_ms = 2, .workers = 1},
                       .w_keyword = 0.6, .w_vector = 0.4, .speaker_boost = 0.4,
                       .index_memory_mb = 1024, .preload_users = 100,
-                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .hnsw_ef = HNSW_EF_DEFAULT, .pg_validate_idle_ms = PG_UNSET,
+                      .hnsw_threshold = VINDEX_HNSW_THRESHOLD, .hnsw_ef = HNSW_EF_DEFAULT,
+                      .pg_validate_idle_ms = PG_UNSET,
                       .mem = {.min_confidence = 0.6, .dup_similarity = 0.95, .candidate_similarity = 0.6,
                               .candidates = 4}};
     int idle_s = 60, conn_timeout_s = 60;

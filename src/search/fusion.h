@@ -17,9 +17,10 @@
  *
  * Then the speaker: transcripts keep a turn as "<Name>: <text>", and a question that names one participant
  * ("What did Caroline paint?") is about what that participant said. When the query names exactly one of
- * the speakers found among the candidate messages (the label before the colon, as whole words, ASCII case
- * ignored), that speaker's messages score (1 + g) times their final score (--speaker-boost g). A query
- * naming none or several, and messages without a label, are unchanged. */
+ * the speakers found among the candidate messages that the factor could lift into the top k (the label
+ * before the colon, as whole words, ASCII case ignored), that speaker's messages score (1 + g) times their
+ * final score (--speaker-boost g). A query naming none or several, and messages without a label, are
+ * unchanged. */
 #ifndef MEMFUSE_FUSION_H
 #define MEMFUSE_FUSION_H
 

@@ -55,7 +55,8 @@ struct hnsw {
 
 void hnsw_config_default(hnsw_config *c)
 {
-    *c = (hnsw_config){.m = 16, .ef_construction = 200, .ef_search = HNSW_EF_DEFAULT, .seed = 0x9e3779b97f4a7c15ull};
+    *c = (hnsw_config){
+        .m = 16, .ef_construction = 200, .ef_search = HNSW_EF_DEFAULT, .seed = 0x9e3779b97f4a7c15ull};
 }
 
 hnsw *hnsw_new(int dim, const hnsw_config *c)

@@ -2,7 +2,7 @@
 "<Name>: <text>", and a question that names one participant is about what that participant said. When the
 query names exactly one of the speakers among the candidate messages, that speaker's messages score
 (1 + boost) times what they would have; nothing changes for a query naming none or both, for messages without
-a label, for keyword-only and vector-only queries, or with --speaker-boost 0. Each case compares two servers
+a label, for keyword-only and vector-only queries, or with --speaker-boost 0. Most cases compare two servers
 holding the same data, one with the default boost (0.4) and one without, so the factor itself is checked."""
 
 import pytest

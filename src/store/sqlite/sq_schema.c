@@ -270,8 +270,9 @@ static const char *const migrations[] = {
     "  WHEN new.content IS NOT old.content OR new.status IS NOT old.status BEGIN"
     "  DELETE FROM fact_fts WHERE rowid = " UKEY("old") " + old.rid;"
     "  DELETE FROM fact_vectors WHERE rid = old.rid;"
-    "  INSERT INTO fact_fts(rowid, body) SELECT " UKEY("new") " + new.rid, new.content || ' ' || coalesce(new.entities, '')"
-    "  WHERE new.status = 0; END;",
+    "  INSERT INTO fact_fts(rowid, body)"
+    "  SELECT " UKEY("new") " + new.rid, new.content || ' ' || coalesce(new.entities, '') WHERE new.status = 0;"
+    "  END;",
 };
 
 const int SQ_SCHEMA_VERSION = (int)(sizeof migrations / sizeof migrations[0]);
