@@ -271,6 +271,65 @@ static void test_v1_database_migrates_in_place(void **state)
     lc_valid(x);
 }
 
+/* Schema 4 keys keyword rows by user: a version-1 database whose two users' rows interleave migrates with
+ * every row at its user's key, each user finds only its own, and a user created or deleted afterwards
+ * keeps the index exact. */
+static void test_v1_two_users_get_their_own_keyword_keys(void **state)
+{
+    fx *f = *state;
+    sqlite3 *db = raw_open(f);
+    raw_exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;");
+    raw_exec(db, V1_SCHEMA);
+    raw_exec(db, V1_DATA);
+    raw_exec(db,
+             "INSERT INTO users VALUES ('u2', 'bob', NULL, '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');"
+             "INSERT INTO sessions VALUES ('s2', 'u2', 'a1', 'bob-session', '2026-01-01T00:00:00.000000Z',"
+             " '2026-01-01T00:00:00.000000Z');"
+             "INSERT INTO rounds VALUES ('r3', 's2', 'u2', 1, 6, '2026-01-01T00:00:03.000000Z');"
+             "INSERT INTO messages(id, session_id, round_id, user_id, role, content, created_at, updated_at) VALUES"
+             " ('b1', 's2', 'r3', 'u2', 'user', 'bob sold his violin', '2026-01-01T00:00:03.000000Z',"
+             "  '2026-01-01T00:00:03.000000Z'),"
+             " ('b2', 's2', 'r3', 'u2', 'assistant', 'a violin for a cello', '2026-01-01T00:00:03.000000Z',"
+             "  '2026-01-01T00:00:03.000000Z');"
+             "INSERT INTO messages(id, session_id, round_id, user_id, role, content, created_at, updated_at) VALUES"
+             " ('m4', 's1', 'r2', 'u1', 'user', 'violin practice again', '2026-01-01T00:00:04.000000Z',"
+             "  '2026-01-01T00:00:04.000000Z');"
+             "INSERT INTO knowledge(id, user_id, content, created_at, updated_at) VALUES"
+             " ('k2', 'u2', 'bob tunes violins', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');");
+    sqlite3_close(db);
+
+    f->st = open_sq(f, 1);
+    lc c = lc_begin(state), *x = &c;
+    assert_int_equal(lc_counts(x).schema_version, 4);
+    lc_valid(x);
+    store_hit *h = NULL;
+    size_t n = lc_search(x, "u1", NULL, "violin", 3u, &h);
+    assert_int_equal(n, 4); /* m1, m2, m4 and k1 */
+    for (size_t i = 0; i < n; i++)
+        assert_true(h[i].id[0] == 'm' || strcmp(h[i].id, "k1") == 0);
+    n = lc_search(x, "u2", NULL, "violin", 3u, &h);
+    assert_int_equal(n, 3); /* b1, b2 and k2 */
+    for (size_t i = 0; i < n; i++)
+        assert_true(h[i].id[0] == 'b' || strcmp(h[i].id, "k2") == 0);
+
+    /* the context column came through the migration: with context, bob's reply is found by the words of
+     * the message before it (2 hits); by own text only, not (1) */
+    assert_int_equal(lc_search(x, "u2", NULL, "sold", 1u, &h), 1);
+    const char *const sold[1] = {"sold"};
+    store_search q = {.user_id = "u2", .terms = sold, .n_terms = 1, .include_messages = 1, .limit = 10,
+                      .context = 1};
+    LC_RC(STORE_OK, LC_OPS->search_keyword(x->s, &q, x->a, &h, &n));
+    assert_int_equal(n, 2);
+
+    /* a user created now gets a key of its own; the first user's deletion takes its rows along */
+    lc_world w = lc_world_new(x, "carol", "carol-agent");
+    (void)w;
+    LC_RC(STORE_OK, LC_OPS->entity_delete(x->s, STORE_USERS, "u1"));
+    lc_valid(x);
+    assert_int_equal(lc_search(x, "u1", NULL, "violin", 3u, &h), 0);
+    assert_int_equal(lc_search(x, "u2", NULL, "violin", 3u, &h), 3);
+}
+
 static void expect_invalid(lc *x, const char *what)
 {
     char report[1024] = "";
@@ -340,6 +399,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         STORE_LAYERS_CASES(setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_database_migrates_in_place, setup_empty_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_v1_two_users_get_their_own_keyword_keys, setup_empty_dir, teardown),
         cmocka_unit_test_setup_teardown(test_validate_detects_layer_damage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
