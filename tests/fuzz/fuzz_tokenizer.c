@@ -4,12 +4,16 @@
  * normalisation of arbitrary bytes, and the JSON quoting used for requests and CLI output. And the keyword
  * tokenizer (src/search/terms.c, a query's BM25 terms): at most TERMS_MAX terms, each non-empty, at most
  * TERM_MAX_BYTES, made of word bytes only, ASCII lower-cased, no duplicates, never cut inside a UTF-8
- * sequence the input had whole, and either no stop word or nothing but stop words.
+ * sequence the input had whole, and either no stop word or nothing but stop words. And the speaker label of
+ * a message (src/search/fusion.c, the hybrid query's speaker match): at most FUSION_LABEL_MAX bytes, opening
+ * with an uppercase or non-ASCII byte, followed by ':' and a space or the end, and named by the content
+ * itself; fusion_names on any split of the input into text and label reads nothing out of bounds.
  * Input: byte 0 picks the vocabulary, the rest is the text. Checked: no crash or sanitizer report; every
  * id in range; at most one id per code point (+1 for the leading U+2581); the same result with a short
  * output buffer; the quoted text parses back as a JSON string. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,7 @@
 
 #include "embed/embed_utf8.h"
 #include "embed/spm.h"
+#include "search/fusion.h"
 #include "search/terms.h"
 #include "util/arena.h"
 
@@ -84,9 +89,38 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
+static void check_speaker(const char *text, size_t len) {
+    char *z = malloc(len + 1);
+    if (!z) return;
+    memcpy(z, text, len);
+    z[len] = 0;
+    size_t l = fusion_speaker_label(z);
+    if (l > FUSION_LABEL_MAX || l > strlen(z)) abort();
+    if (l) {
+        unsigned char c0 = (unsigned char)z[0];
+        if (!((c0 >= 'A' && c0 <= 'Z') || c0 >= 0x80)) abort();
+        if (z[l] != ':' || (z[l + 1] != ' ' && z[l + 1] != 0) || z[l - 1] == ' ') abort();
+        const char *twice = strstr(z, "  ");
+        if (memchr(z, ':', l) || (twice && twice - z < (ptrdiff_t)l)) abort();
+        if (!fusion_names(z, z, l)) abort(); /* content names its own label */
+    }
+    /* any split: the first part as the text, the rest as the label (unterminated within its length) */
+    size_t cut = len / 2;
+    char *label = malloc(len - cut + 1);
+    if (label) {
+        memcpy(label, z + cut, len - cut);
+        label[len - cut] = 0;
+        z[cut] = 0;
+        (void)fusion_names(z, label, len - cut);
+        free(label);
+    }
+    free(z);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
     check_terms((const char *)data + 1, size - 1);
+    check_speaker((const char *)data + 1, size - 1);
     spm *s = (data[0] & 1) && real_vocab ? real_vocab : small_vocab;
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
