@@ -1,5 +1,6 @@
 /* fusion — see fusion.h. */
 #include "search/fusion.h"
+#include "search/terms.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -78,8 +79,6 @@ int fusion_parse_window(const char *s, double *w, int *n)
     return 0;
 }
 
-static int word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
-
 size_t fusion_speaker_label(const char *content)
 {
     const unsigned char *p = (const unsigned char *)content;
@@ -94,7 +93,7 @@ size_t fusion_speaker_label(const char *content)
         if (c == ' ') {
             if (p[i + 1] == ' ' || p[i + 1] == ':' || ++words > 3)
                 return 0;
-        } else if (!word_byte(c) && c != '\'' && c != '.' && c != '-') {
+        } else if (!terms_is_word_byte(c) && c != '\'' && c != '.' && c != '-') {
             return 0;
         }
     }
@@ -107,9 +106,9 @@ int fusion_names(const char *text, const char *label, size_t len)
         return 0;
     const unsigned char *t = (const unsigned char *)text;
     for (size_t i = 0; t[i]; i++) {
-        if (i > 0 && word_byte(t[i - 1]))
+        if (i > 0 && terms_is_word_byte(t[i - 1]))
             continue;
-        if (strncasecmp((const char *)t + i, label, len) == 0 && !word_byte(t[i + len]))
+        if (strncasecmp((const char *)t + i, label, len) == 0 && !terms_is_word_byte(t[i + len]))
             return 1;
     }
     return 0;

@@ -20,7 +20,7 @@ int terms_is_stopword(const char *word)
     return bsearch(&word, STOP, sizeof STOP / sizeof STOP[0], sizeof STOP[0], cmp_str) != NULL;
 }
 
-static int is_word_byte(unsigned char c)
+int terms_is_word_byte(unsigned char c)
 {
     return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
@@ -36,10 +36,10 @@ const char **terms_extract(arena *a, const char *text, size_t *n)
     size_t nw = 0, ns = 0;
     const unsigned char *p = (const unsigned char *)text;
     while (*p && nw < TERMS_MAX) {
-        while (*p && !is_word_byte(*p))
+        while (*p && !terms_is_word_byte(*p))
             p++;
         const unsigned char *s = p;
-        while (*p && is_word_byte(*p))
+        while (*p && terms_is_word_byte(*p))
             p++;
         size_t len = (size_t)(p - s);
         if (len == 0)

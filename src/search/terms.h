@@ -17,5 +17,7 @@
 /* Returns the terms (arena array of arena strings) and their number in *n. */
 const char **terms_extract(arena *a, const char *text, size_t *n);
 int terms_is_stopword(const char *word);
+/* Whether c belongs to a word: an ASCII letter or digit, or any byte of a non-ASCII UTF-8 sequence. */
+int terms_is_word_byte(unsigned char c);
 
 #endif

@@ -199,14 +199,22 @@ static const char V1_DATA[] =
     " FROM messages WHERE id = 'm1';"
     "PRAGMA user_version = 1;";
 
-static void test_v1_database_migrates_in_place(void **state)
+/* Writes a version-1 database with V1_DATA and then extra (NULL: nothing more), as an old server left it. */
+static void write_v1_database(fx *f, const char *extra)
 {
-    fx *f = *state;
     sqlite3 *db = raw_open(f);
     raw_exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;");
     raw_exec(db, V1_SCHEMA);
     raw_exec(db, V1_DATA);
+    if (extra)
+        raw_exec(db, extra);
     sqlite3_close(db);
+}
+
+static void test_v1_database_migrates_in_place(void **state)
+{
+    fx *f = *state;
+    write_v1_database(f, NULL);
 
     f->st = open_sq(f, 1);
     lc c = lc_begin(state), *x = &c;
@@ -277,11 +285,7 @@ static void test_v1_database_migrates_in_place(void **state)
 static void test_v1_two_users_get_their_own_keyword_keys(void **state)
 {
     fx *f = *state;
-    sqlite3 *db = raw_open(f);
-    raw_exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;");
-    raw_exec(db, V1_SCHEMA);
-    raw_exec(db, V1_DATA);
-    raw_exec(db,
+    write_v1_database(f,
              "INSERT INTO users VALUES ('u2', 'bob', NULL, '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');"
              "INSERT INTO sessions VALUES ('s2', 'u2', 'a1', 'bob-session', '2026-01-01T00:00:00.000000Z',"
              " '2026-01-01T00:00:00.000000Z');"
@@ -296,7 +300,6 @@ static void test_v1_two_users_get_their_own_keyword_keys(void **state)
              "  '2026-01-01T00:00:04.000000Z');"
              "INSERT INTO knowledge(id, user_id, content, created_at, updated_at) VALUES"
              " ('k2', 'u2', 'bob tunes violins', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');");
-    sqlite3_close(db);
 
     f->st = open_sq(f, 1);
     lc c = lc_begin(state), *x = &c;
